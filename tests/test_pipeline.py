@@ -1,0 +1,94 @@
+"""The pipeline driven by DVC, for real, in a temp git copy of the repo fed from a local server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline import paths
+from pipeline.files import content_digest, load_npz
+from tests.mnist_files import REPO, fake_mnist, sha256, url_source, write_npz
+
+pytestmark = pytest.mark.slow
+
+
+def copy_repo(target: Path) -> None:
+    """The files a fresh clone would have, plus work not yet committed (ignored files stay behind)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, target / name)
+
+
+def run(repo: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = os.environ | {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost",
+        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@localhost",
+    }  # the stages' `python` is this interpreter
+    result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def repo(tmp_path, http_server, repo_params) -> Path:
+    """A git repo holding a copy of this one, whose sources are a dead URL, then a local server."""
+    root, url, _ = http_server
+    mnist = write_npz(root, fake_mnist())
+    files = {mnist.name: sha256(mnist)}
+    repo_params["data"]["sources"] = [
+        url_source("dead", "npz", f"{url}/missing", files),
+        url_source("local", "npz", url, files),
+    ]
+    repo = tmp_path / "repo"
+    copy_repo(repo)
+    (repo / "params.yaml").write_text(yaml.safe_dump(repo_params, sort_keys=False))
+    run(repo, "git", "init", "-q")
+    run(repo, "git", "config", "user.name", "test")  # dvc exp commits need an identity of their own
+    run(repo, "git", "config", "user.email", "test@localhost")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "copy")
+    return repo
+
+
+def test_repro_builds_the_data_then_has_nothing_to_do(repo):
+    first = run(repo, "dvc", "repro")
+    assert "download: source dead failed: URL fetch failure" in first.stderr
+    assert content_digest(load_npz(repo / paths.RAW_DATA)) == content_digest(fake_mnist())
+    assert json.loads((repo / paths.RAW_MANIFEST).read_text())["source"] == "local"
+    stats = json.loads((repo / paths.DATA_METRICS).read_text())
+    assert {split: stats[split]["total"] for split in paths.SPLITS} == {"train": 270, "val": 30, "test": 100}
+    assert run(repo, "dvc", "status").stdout.strip() == "Data and pipelines are up to date."
+    assert "Data and pipelines are up to date." in run(repo, "dvc", "repro").stdout
+
+
+def test_changing_val_fraction_reruns_preprocess_only(repo):
+    run(repo, "dvc", "repro")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["preprocess"]["val_fraction"] = 0.2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run(repo, "dvc", "repro").stdout
+    assert "Stage 'download' didn't change, skipping" in out
+    assert "Running stage 'preprocess'" in out
+    assert json.loads((repo / paths.DATA_METRICS).read_text())["val"]["total"] == 60
+
+
+def test_experiment_overrides_flow_through_the_loader(repo):
+    run(repo, "dvc", "exp", "run", "-S", "preprocess.val_fraction=0.3")
+    assert json.loads((repo / paths.DATA_METRICS).read_text())["val"]["total"] == 90
+    bad = run(repo, "dvc", "exp", "run", "-S", "preprocess.val_fraction=2", check=False)
+    assert bad.returncode != 0
+    assert "error: params.yaml: preprocess.val_fraction = 2: expected a fraction in (0, 1)" in bad.stderr + bad.stdout
