@@ -4,12 +4,16 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
 .PHONY: repro test ui clean
+UI_PORT ?= 5000
 
 repro: $(VENV)/installed  ## run the pipeline: data, CNN, baseline, comparison
 	dvc repro
 
 test: $(VENV)/installed  ## the whole test suite (slow tests included)
 	python -m pytest
+
+ui: $(VENV)/installed  ## MLflow UI on the pipeline's store at 127.0.0.1:$(UI_PORT); prints the runs table's address
+	python -m pipeline ui --port $(UI_PORT)
 
 $(VENV)/installed: requirements.txt
 	test -x $(BIN)/python || python3 -m venv $(VENV)

@@ -1,4 +1,4 @@
-"""`python -m pipeline <stage>`: run one stage of dvc.yaml (or a command) with its params.yaml settings."""
+"""`python -m pipeline <stage|command>`: run one stage of dvc.yaml, or a command, with params.yaml settings."""
 
 from __future__ import annotations
 
@@ -12,18 +12,25 @@ from pipeline import PipelineError
 STAGES = {
     "download": "fetch MNIST from the first source that verifies -> data/raw/mnist.npz",
     "preprocess": "stratified train/validation split, data stats -> data/processed/",
+    "train": "fit the CNN named by model.arch, open its MLflow run -> models/cnn.keras",
+    "evaluate": "test metrics, speed, confusion matrix and figures, logged to the CNN's run",
 }
+COMMANDS = {"ui": "serve the MLflow UI on the pipeline's store and print the runs table's address"}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="stage", required=True, metavar="stage")
-    for stage, summary in STAGES.items():
+    for stage, summary in (STAGES | COMMANDS).items():
         commands.add_parser(stage, help=summary, description=summary)
-    args = parser.parse_args(argv)
+    ui = commands.choices["ui"]
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
+    ui.add_argument("--port", type=int, default=5000)
+    options = vars(parser.parse_args(argv))
+    stage = options.pop("stage")
     logging.basicConfig(level=logging.INFO, format="%(module)s: %(message)s", stream=sys.stderr)
     try:
-        importlib.import_module(f"pipeline.{args.stage}").main()
+        importlib.import_module(f"pipeline.{stage}").main(**options)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -25,7 +25,8 @@ def atomic_write(path: Path) -> Iterator[Path]:
     Readers see either the old file or the whole new one, never a partial write.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # hidden, unique, and with the target's suffix (some writers, like Keras, insist on it)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -86,11 +86,65 @@ class PreprocessParams:
 
 
 @dataclass(frozen=True)
+class AugmentParams:
+    """Random distortions of training images (never applied at evaluation or inference)."""
+
+    enabled: bool
+    rotation_deg: float = check(lambda v: 0 <= v <= 180, "degrees in [0, 180]")
+    shift: float = check(lambda v: 0 <= v < 1, "a fraction of the image in [0, 1)")
+    zoom: float = check(lambda v: 0 <= v < 1, "a fraction in [0, 1)")
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """The CNN architecture (train stage)."""
+
+    arch: Literal["default", "tiny", "simple", "lenet5", "bn", "deep"]
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """train stage."""
+
+    seed: int
+    epochs: int = check(lambda v: v >= 1, "an integer >= 1")
+    batch_size: int = check(lambda v: v >= 1, "an integer >= 1")
+    learning_rate: float = check(lambda v: 0 < v < 1, "a learning rate in (0, 1)")
+    lr_schedule: Literal["one_cycle", "plateau", "constant"]
+    warmup_fraction: float = check(lambda v: 0 <= v < 1, "a fraction of the training steps in [0, 1)")
+    plateau_factor: float = check(lambda v: 0 < v < 1, "a factor in (0, 1)")
+    plateau_patience: int = check(lambda v: v >= 1, "a number of epochs >= 1")
+    early_stopping_patience: int = check(lambda v: v >= 0, "a number of epochs >= 0 (0 = never stop early)")
+    augment: AugmentParams
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """evaluate stage."""
+
+    batch_size: int = check(lambda v: v >= 1, "an integer >= 1")
+    latency_runs: int = check(lambda v: v >= 1, "an integer >= 1")
+    grid_size: int = check(lambda v: 1 <= v <= 100, "a number of images in [1, 100]")
+
+
+@dataclass(frozen=True)
+class MlflowParams:
+    """Where and under which names runs and models are tracked."""
+
+    experiment: str = check(bool, "a non-empty experiment name")
+    cnn_model_name: str = check(bool, "a non-empty registered model name")
+
+
+@dataclass(frozen=True)
 class Params:
     """The whole of params.yaml."""
 
     data: DataParams
     preprocess: PreprocessParams
+    model: ModelParams
+    train: TrainParams
+    evaluate: EvaluateParams
+    mlflow: MlflowParams
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:

@@ -2,6 +2,10 @@
 
 from pathlib import Path
 
+import numpy as np
+
+from pipeline.files import load_npz
+
 RAW_DATA = Path("data/raw/mnist.npz")
 RAW_MANIFEST = Path("data/raw/mnist.json")
 PROCESSED_DIR = Path("data/processed")
@@ -9,7 +13,28 @@ SPLITS = ("train", "val", "test")
 DATA_METRICS = Path("metrics/data.json")
 CLASS_DISTRIBUTION_PLOT = Path("reports/class_distribution.png")
 
+CNN_MODEL = Path("models/cnn.keras")
+CNN_RUN = Path("models/cnn_run.json")  # hands the MLflow run from train to later stages
+HISTORY = Path("reports/history.csv")
+TRAIN_METRICS = Path("metrics/train.json")
+TRAIN_SPEED = Path("metrics/train_speed.json")
+
+TEST_METRICS = Path("metrics/test.json")
+INFERENCE_SPEED = Path("metrics/inference_speed.json")
+CNN_PREDICTIONS = Path("reports/cnn_predictions.csv")
+CLASSIFICATION_REPORT = Path("reports/classification_report.txt")
+CONFUSION_PLOT = Path("reports/confusion_matrix.png")
+MISCLASSIFIED_PLOT = Path("reports/misclassified.png")
+SAMPLES_PLOT = Path("reports/sample_predictions.png")
+CURVES_PLOT = Path("reports/training_curves.png")
+
 
 def split_file(split: str) -> Path:
     """The preprocessed images and labels of one split (x uint8 (N, 28, 28), y uint8 (N,))."""
     return PROCESSED_DIR / f"{split}.npz"
+
+
+def load_split(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of one preprocessed split."""
+    arrays = load_npz(split_file(split))
+    return arrays["x"], arrays["y"]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
+from sklearn.metrics import ConfusionMatrixDisplay
 
 from pipeline.files import atomic_write
 
@@ -28,4 +31,44 @@ def class_distribution(counts: dict[str, np.ndarray]) -> Figure:
         axes.bar(digits + offset, 100 * split_counts / split_counts.sum(), width, label=label)
     axes.set(xticks=digits, xlabel="digit", ylabel="share of split (%)", title="Class distribution per split")
     figure.legend(loc="outside lower center", ncols=len(counts), frameon=False)
+    return figure
+
+
+def training_curves(history: pd.DataFrame) -> Figure:
+    """Error rate (log scale, so late epochs stay readable), loss and learning rate per epoch."""
+    figure = Figure(figsize=(12, 3.5), layout="constrained")
+    error, loss, rate = figure.subplots(1, 3)
+    for split, prefix in (("train", ""), ("validation", "val_")):
+        error.plot(history["epoch"], 100 * (1 - history[f"{prefix}accuracy"]), marker=".", label=split)
+        loss.plot(history["epoch"], history[f"{prefix}loss"], marker=".", label=split)
+    best = history.loc[history["val_accuracy"].idxmax()]
+    error.axvline(best["epoch"], color="grey", linestyle=":", label=f"best (epoch {int(best['epoch'])})")
+    error.set(xlabel="epoch", ylabel="%", yscale="log", title="error rate")
+    loss.set(xlabel="epoch", yscale="log", title="loss")
+    rate.plot(history["epoch"], history["learning_rate"], marker=".")
+    rate.set(xlabel="epoch", title="learning rate (at epoch end)")
+    error.legend()
+    loss.legend()
+    return figure
+
+
+def confusion_matrix(actual: np.ndarray, predicted: np.ndarray) -> Figure:
+    """Counts of every (actual, predicted) pair on the test set."""
+    figure = Figure(figsize=(6, 5.5), layout="constrained")
+    axes = figure.add_subplot()
+    ConfusionMatrixDisplay.from_predictions(actual, predicted, ax=axes, colorbar=False, cmap="Blues")
+    axes.set_title(f"Confusion matrix: {int((actual != predicted).sum())} errors in {len(actual):,} test images")
+    return figure
+
+
+def digit_grid(images: np.ndarray, captions: list[str], wrong: np.ndarray, title: str) -> Figure:
+    """Images in a square grid, each captioned; captions of wrong predictions in red."""
+    side = math.ceil(math.sqrt(len(images)))
+    figure = Figure(figsize=(1.6 * side, 1.8 * side), layout="constrained")
+    for axes, image, caption, is_wrong in zip(figure.subplots(side, side).flat, images, captions, wrong):
+        axes.imshow(image, cmap="gray_r", vmin=0, vmax=255)
+        axes.set_title(caption, fontsize=9, color="tab:red" if is_wrong else "black")
+    for axes in figure.axes:
+        axes.set_axis_off()
+    figure.suptitle(title)
     return figure

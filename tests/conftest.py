@@ -51,3 +51,10 @@ def http_server(tmp_path: Path) -> Iterator[tuple[Path, str, list[str]]]:
 def repo_params() -> dict[str, Any]:
     """params.yaml of the repo as a plain dict, a fresh copy for each test to override."""
     return copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text()))
+
+
+@pytest.fixture(autouse=True)
+def _no_tracking_uri_leaks(monkeypatch):
+    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: undo it after every test."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
 import pytest
 import yaml
 
@@ -53,6 +54,9 @@ def repo(tmp_path, http_server, repo_params) -> Path:
         url_source("dead", "npz", f"{url}/missing", files),
         url_source("local", "npz", url, files),
     ]
+    repo_params["model"]["arch"] = "tiny"
+    repo_params["train"] |= {"epochs": 1, "batch_size": 64}
+    repo_params["evaluate"] |= {"batch_size": 100, "latency_runs": 5}
     repo = tmp_path / "repo"
     copy_repo(repo)
     (repo / "params.yaml").write_text(yaml.safe_dump(repo_params, sort_keys=False))
@@ -65,30 +69,68 @@ def repo(tmp_path, http_server, repo_params) -> Path:
 
 
 def test_repro_builds_the_data_then_has_nothing_to_do(repo):
-    first = run(repo, "dvc", "repro")
+    first = run(repo, "dvc", "repro", "preprocess")
     assert "download: source dead failed: URL fetch failure" in first.stderr
     assert content_digest(load_npz(repo / paths.RAW_DATA)) == content_digest(fake_mnist())
     assert json.loads((repo / paths.RAW_MANIFEST).read_text())["source"] == "local"
     stats = json.loads((repo / paths.DATA_METRICS).read_text())
     assert {split: stats[split]["total"] for split in paths.SPLITS} == {"train": 270, "val": 30, "test": 100}
-    assert run(repo, "dvc", "status").stdout.strip() == "Data and pipelines are up to date."
-    assert "Data and pipelines are up to date." in run(repo, "dvc", "repro").stdout
+    assert "Data and pipelines are up to date." in run(repo, "dvc", "repro", "preprocess").stdout
 
 
 def test_changing_val_fraction_reruns_preprocess_only(repo):
-    run(repo, "dvc", "repro")
+    run(repo, "dvc", "repro", "preprocess")
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["preprocess"]["val_fraction"] = 0.2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = run(repo, "dvc", "repro").stdout
+    out = run(repo, "dvc", "repro", "preprocess").stdout
     assert "Stage 'download' didn't change, skipping" in out
     assert "Running stage 'preprocess'" in out
     assert json.loads((repo / paths.DATA_METRICS).read_text())["val"]["total"] == 60
 
 
 def test_experiment_overrides_flow_through_the_loader(repo):
-    run(repo, "dvc", "exp", "run", "-S", "preprocess.val_fraction=0.3")
+    run(repo, "dvc", "exp", "run", "-S", "preprocess.val_fraction=0.3", "preprocess")
     assert json.loads((repo / paths.DATA_METRICS).read_text())["val"]["total"] == 90
-    bad = run(repo, "dvc", "exp", "run", "-S", "preprocess.val_fraction=2", check=False)
+    bad = run(repo, "dvc", "exp", "run", "-S", "preprocess.val_fraction=2", "preprocess", check=False)
     assert bad.returncode != 0
     assert "error: params.yaml: preprocess.val_fraction = 2: expected a fraction in (0, 1)" in bad.stderr + bad.stdout
+
+
+def test_repro_trains_evaluates_and_tracks_everything_in_mlflow(repo):
+    run(repo, "dvc", "repro")
+    assert run(repo, "dvc", "status").stdout.strip() == "Data and pipelines are up to date."
+    test_metrics = json.loads((repo / paths.TEST_METRICS).read_text())
+    mlflow.set_tracking_uri(f"sqlite:///{repo}/mlflow.db")
+    (cnn,) = mlflow.search_runs(experiment_names=["mnist"], output_format="list")
+    assert cnn.info.status == "FINISHED"
+    assert cnn.info.artifact_uri.startswith((repo / "mlartifacts").as_uri())
+    assert cnn.data.metrics["test_accuracy"] == test_metrics["test_accuracy"]
+    assert cnn.data.metrics["macro_f1"] == pytest.approx(test_metrics["macro_f1"])
+    assert cnn.data.params["train.epochs"] == "1" and cnn.data.params["model.arch"] == "tiny"
+    assert {"git_commit", "data_digest", "dvc.preprocess.data/processed/train.npz"} <= set(cnn.data.tags)
+    assert cnn.data.tags["model.arch"] == "tiny"
+    history = mlflow.MlflowClient().get_metric_history(cnn.info.run_id, "val_accuracy")
+    assert [point.step for point in history] == [1]
+    assert {d.dataset.name for d in cnn.inputs.dataset_inputs} == {"mnist-train", "mnist-val"}
+    artifacts = {a.path for folder in ("reports", "metrics") for a in mlflow.MlflowClient().list_artifacts(cnn.info.run_id, folder)}
+    assert {"reports/confusion_matrix.png", "reports/misclassified.png", "reports/training_curves.png",
+            "reports/cnn_predictions.csv", "metrics/test.json"} <= artifacts
+
+    model = mlflow.keras.load_model("models:/mnist-cnn@candidate")
+    images, labels = (load_npz(repo / paths.split_file("test"))[k] for k in ("x", "y"))
+    accuracy = float((model.predict(images, verbose=0).argmax(axis=1) == labels).mean())
+    assert accuracy == test_metrics["test_accuracy"]
+
+
+def test_temp_experiment_logs_into_the_root_store(repo):
+    run(repo, "dvc", "repro")
+    run(repo, "dvc", "exp", "run", "--temp", "-S", "train.batch_size=32")
+    mlflow.set_tracking_uri(f"sqlite:///{repo}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["mnist"], output_format="list")
+    (experiment,) = [r for r in runs if "dvc_exp_name" in r.data.tags]
+    assert experiment.info.run_name == experiment.data.tags["dvc_exp_name"]
+    assert experiment.data.params["train.batch_size"] == "32"
+    assert "test_accuracy" in experiment.data.metrics
+    assert len(runs) == 2
+    assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))

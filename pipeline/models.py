@@ -1,0 +1,134 @@
+"""The architecture registry: `model.arch` names a builder of the layers between input and softmax.
+
+Every model takes raw pixels, shape (N, 28, 28) with values 0-255 (what data/processed holds and
+what a user has), scales them itself, and ends in a 10-way softmax.  The presets are the seed
+projects' recipes, kept so `dvc exp run -S model.arch=...` can compare them; `default` is this
+project's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+from keras import layers
+
+from pipeline.params import AugmentParams
+
+
+def tiny() -> list[layers.Layer]:
+    """Seed 1: two small convolutions, 2,864 parameters."""
+    return [
+        layers.Conv2D(8, 4, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(16, 3, activation="relu"),
+        layers.MaxPooling2D(4),
+        layers.Flatten(),
+        layers.Dense(10, activation="relu"),
+    ]
+
+
+def simple() -> list[layers.Layer]:
+    """Seed 2: conv 32 / 64 and a dense 64 (the Keras tutorial shape)."""
+    return [
+        layers.Conv2D(32, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(64, activation="relu"),
+    ]
+
+
+def lenet5() -> list[layers.Layer]:
+    """Seed 3: LeCun et al. 1998, with ReLU and max pooling."""
+    return [
+        layers.Conv2D(6, 5, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(16, 5, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(120, activation="relu"),
+        layers.Dense(84, activation="relu"),
+    ]
+
+
+def bn() -> list[layers.Layer]:
+    """Seed 4: three convolutions 32 / 64 / 64 with BatchNorm, dense 128, dropout; 459,328 parameters."""
+    return [
+        *_seed_conv(32),
+        layers.MaxPooling2D(2),
+        *_seed_conv(64),
+        layers.MaxPooling2D(2),
+        *_seed_conv(64),
+        layers.Flatten(),
+        layers.Dense(128, activation="relu"),
+        layers.Dropout(0.5),
+    ]
+
+
+def deep() -> list[layers.Layer]:
+    """Seed 5: conv blocks 32 / 64 / 128 with BatchNorm and dropout 0.3, dense 512 with dropout 0.5."""
+    blocks = [[*_seed_conv(f), *_seed_conv(f), layers.MaxPooling2D(2), layers.Dropout(0.3)] for f in (32, 64, 128)]
+    return [
+        *(layer for block in blocks for layer in block),
+        layers.Flatten(),
+        layers.Dense(512, activation="relu"),
+        layers.BatchNormalization(),
+        layers.Dropout(0.5),
+    ]
+
+
+def default() -> list[layers.Layer]:
+    """This project's recipe: cheap wide first layer, BatchNorm, global pooling; see README for the search."""
+    return [
+        *_conv_bn(32, kernel=5),
+        layers.MaxPooling2D(2),
+        *_conv_bn(64),
+        *_conv_bn(64),
+        layers.MaxPooling2D(2),
+        *_conv_bn(128),
+        layers.GlobalAveragePooling2D(),
+        layers.Dropout(0.2),
+    ]
+
+
+def _seed_conv(filters: int) -> list[layers.Layer]:
+    """The seeds' convolution: 3x3 'same' with ReLU, then BatchNorm."""
+    return [layers.Conv2D(filters, 3, padding="same", activation="relu"), layers.BatchNormalization()]
+
+
+def _conv_bn(filters: int, kernel: int = 3) -> list[layers.Layer]:
+    """Convolution (no bias: BatchNorm's shift replaces it), BatchNorm, ReLU."""
+    return [
+        layers.Conv2D(filters, kernel, padding="same", use_bias=False),
+        layers.BatchNormalization(),
+        layers.ReLU(),
+    ]
+
+
+ARCHITECTURES: dict[str, Callable[[], list[layers.Layer]]] = {
+    f.__name__: f for f in (tiny, simple, lenet5, bn, deep, default)
+}
+
+
+def build(arch: str, augment: AugmentParams) -> keras.Model:
+    """The named architecture between raw-pixel input (with augmentation, active only in training) and softmax."""
+    augmentation = []
+    if augment.enabled:
+        augmentation = [
+            layers.RandomRotation(augment.rotation_deg / 360, fill_mode="constant"),
+            layers.RandomTranslation(augment.shift, augment.shift, fill_mode="constant"),
+            layers.RandomZoom(augment.zoom, fill_mode="constant"),
+        ]
+    return keras.Sequential(
+        [
+            keras.Input((28, 28), name="pixels"),
+            layers.Reshape((28, 28, 1)),
+            *augmentation,
+            layers.Rescaling(1 / 255),
+            *ARCHITECTURES[arch](),
+            layers.Dense(10, activation="softmax", name="probabilities"),
+        ],
+        name=arch,
+    )

@@ -1,0 +1,143 @@
+"""train stage: fit the CNN named by `model.arch`, seeded and deterministic, and open its MLflow run.
+
+Writes models/cnn.keras (the weights of the best validation epoch), the per-epoch history for
+`dvc plots`, train metrics, and models/cnn_run.json, which hands the MLflow run to evaluate.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import keras
+import mlflow
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from pipeline import models, paths, tracking
+from pipeline.files import atomic_write, save_json
+from pipeline.params import ModelParams, TrainParams, load_params
+
+log = logging.getLogger(__name__)
+Split = tuple[np.ndarray, np.ndarray]
+
+
+def train(
+    training: Split,
+    validation: Split,
+    model_params: ModelParams,
+    params: TrainParams,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+) -> tuple[keras.Model, pd.DataFrame]:
+    """The trained model (best validation epoch restored) and its per-epoch history."""
+    keras.utils.set_random_seed(params.seed)
+    tf.config.experimental.enable_op_determinism()
+    model = models.build(model_params.arch, params.augment)
+    x, y = training
+    steps = params.epochs * math.ceil(len(y) / params.batch_size)
+    model.compile(
+        optimizer=keras.optimizers.Adam(_learning_rate(params, steps)),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    history = model.fit(
+        x,
+        y,
+        batch_size=params.batch_size,
+        epochs=params.epochs,
+        validation_data=validation,
+        callbacks=[_RecordLearningRate(), *_schedule_callbacks(params), *(callbacks or [])],
+        verbose=2,  # a line per epoch: readable in DVC and CI logs
+    )
+    frame = pd.DataFrame(history.history)
+    frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
+    return model, frame
+
+
+def _learning_rate(params: TrainParams, steps: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    if params.lr_schedule != "one_cycle":
+        return params.learning_rate
+    warmup = int(params.warmup_fraction * steps)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        decay_steps=steps - warmup,
+        warmup_target=params.learning_rate,
+        warmup_steps=warmup,
+    )
+
+
+def _schedule_callbacks(params: TrainParams) -> list[keras.callbacks.Callback]:
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_accuracy",
+            patience=params.early_stopping_patience or params.epochs,
+            restore_best_weights=True,  # applied at the end of training, stopped early or not
+        )
+    ]
+    if params.lr_schedule == "plateau":
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(factor=params.plateau_factor, patience=params.plateau_patience)
+        )
+    return callbacks
+
+
+class _RecordLearningRate(keras.callbacks.Callback):
+    """Adds the rate the optimizer ends each epoch at to that epoch's logs, hence to the history."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def summary(history: pd.DataFrame, model: keras.Model) -> dict[str, float | int]:
+    """Train metrics: the best validation epoch, how many epochs ran, the model's size."""
+    best = history.loc[history["val_accuracy"].idxmax()]
+    return {
+        "best_val_accuracy": float(best["val_accuracy"]),
+        "best_epoch": int(best["epoch"]),
+        "epochs_run": len(history),
+        "params": model.count_params(),
+    }
+
+
+def main() -> None:
+    params = load_params()
+    training, validation = paths.load_split("train"), paths.load_split("val")
+    tracking.use_experiment(params.mlflow.experiment)
+    with mlflow.start_run(run_name=tracking.run_name(params.model.arch), tags=tracking.run_tags(params.model.arch)) as run:
+        mlflow.log_params(tracking.flatten(params))
+        digest = tracking.log_dataset(*training, "mnist-train", paths.split_file("train"), "training")
+        tracking.log_dataset(*validation, "mnist-val", paths.split_file("val"), "validation")
+        mlflow.set_tag("data_digest", digest)
+        log_epoch = keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: mlflow.log_metrics(logs, step=epoch + 1)
+        )
+        start = time.perf_counter()
+        model, history = train(training, validation, params.model, params.train, [log_epoch])
+        seconds = time.perf_counter() - start
+
+        metrics = summary(history, model)
+        speed = {"train_seconds": round(seconds, 1), "seconds_per_epoch": round(seconds / len(history), 2)}
+        with atomic_write(paths.CNN_MODEL) as tmp:
+            model.save(tmp)
+        with atomic_write(paths.HISTORY) as tmp:
+            history.to_csv(tmp, index=False, float_format="%.6g")
+        save_json(paths.TRAIN_METRICS, metrics)
+        save_json(paths.TRAIN_SPEED, speed)
+        mlflow.log_metrics(metrics | speed)
+
+        info = mlflow.keras.log_model(
+            model,
+            name="model",
+            signature=mlflow.models.infer_signature(training[0][:2].astype("float32"), model.predict(training[0][:2], verbose=0)),
+            registered_model_name=params.mlflow.cnn_model_name,
+            pip_requirements=[f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"],
+        )
+        mlflow.log_dict({"inputs": training[0][:2].tolist()}, "input_example.json")  # mlflow#16183
+        tracking.save_handover(paths.CNN_RUN, run, params.mlflow.cnn_model_name, info.registered_model_version)
+    log.info(
+        "%s: best val_accuracy %.4f at epoch %d of %d, %.0f s; MLflow run %s",
+        params.model.arch, metrics["best_val_accuracy"], metrics["best_epoch"], metrics["epochs_run"],
+        seconds, run.info.run_id,
+    )

@@ -1,0 +1,50 @@
+"""The architecture registry: every preset builds, takes raw pixels, and has the seeds' size."""
+
+from __future__ import annotations
+
+import typing
+
+import keras
+import numpy as np
+import pytest
+
+from pipeline import models
+from pipeline.params import AugmentParams, ModelParams
+
+NO_AUGMENT = AugmentParams(enabled=False, rotation_deg=0, shift=0, zoom=0)
+AUGMENT = AugmentParams(enabled=True, rotation_deg=15, shift=0.1, zoom=0.1)
+
+
+def test_registry_and_params_schema_name_the_same_architectures():
+    assert set(models.ARCHITECTURES) == set(typing.get_args(typing.get_type_hints(ModelParams)["arch"]))
+
+
+@pytest.mark.parametrize("arch", models.ARCHITECTURES)
+def test_every_architecture_maps_raw_pixels_to_probabilities(arch):
+    model = models.build(arch, AUGMENT)
+    probabilities = keras.ops.convert_to_numpy(model(np.full((3, 28, 28), 255, np.uint8), training=False))
+    assert probabilities.shape == (3, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+
+
+# Exact counts guard against accidental changes; the seed projects published rounded figures.
+PARAMETERS = {"tiny": (2_864, 2_900), "bn": (459_210, 459_000), "deep": (885_738, 905_000)}
+
+
+@pytest.mark.parametrize("arch", PARAMETERS)
+def test_presets_have_the_seeds_parameter_counts(arch):
+    exact, published = PARAMETERS[arch]
+    count = models.build(arch, NO_AUGMENT).count_params()
+    assert count == exact
+    assert abs(count - published) / published < 0.025
+
+
+def test_augmentation_distorts_in_training_only():
+    keras.utils.set_random_seed(0)
+    model = models.build("tiny", AUGMENT)
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8)
+    inference = [keras.ops.convert_to_numpy(model(images, training=False)) for _ in range(2)]
+    training = keras.ops.convert_to_numpy(model(images, training=True))
+    np.testing.assert_array_equal(inference[0], inference[1])
+    assert not np.allclose(training, inference[0])
+    assert len(models.build("tiny", NO_AUGMENT).layers) == len(model.layers) - 3
