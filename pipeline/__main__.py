@@ -14,8 +14,13 @@ STAGES = {
     "preprocess": "stratified train/validation split, data stats -> data/processed/",
     "train": "fit the CNN named by model.arch, open its MLflow run -> models/cnn.keras",
     "evaluate": "test metrics, speed, confusion matrix and figures, logged to the CNN's run",
+    "baseline": "logistic regression on the same split, its own MLflow run",
+    "compare": "CNN vs baseline: table, McNemar's test, plot, logged to both runs",
 }
-COMMANDS = {"ui": "serve the MLflow UI on the pipeline's store and print the runs table's address"}
+COMMANDS = {
+    "promote": "alias the best evaluated CNN version (test accuracy) as 'champion' in the model registry",
+    "ui": "serve the MLflow UI on the pipeline's store and print the runs table's address",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -128,11 +128,23 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class BaselineParams:
+    """baseline stage: multinomial logistic regression on the pixels."""
+
+    seed: int
+    C: float = check(lambda v: v > 0, "an inverse regularisation strength > 0")
+    solver: Literal["lbfgs", "newton-cg", "sag", "saga"]
+    max_iter: int = check(lambda v: v >= 1, "an integer >= 1")
+    pixel_scaling: Literal["unit", "standard"]
+
+
+@dataclass(frozen=True)
 class MlflowParams:
     """Where and under which names runs and models are tracked."""
 
     experiment: str = check(bool, "a non-empty experiment name")
     cnn_model_name: str = check(bool, "a non-empty registered model name")
+    baseline_model_name: str = check(bool, "a non-empty registered model name")
 
 
 @dataclass(frozen=True)
@@ -144,6 +156,7 @@ class Params:
     model: ModelParams
     train: TrainParams
     evaluate: EvaluateParams
+    baseline: BaselineParams
     mlflow: MlflowParams
 
 

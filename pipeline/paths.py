@@ -14,7 +14,7 @@ DATA_METRICS = Path("metrics/data.json")
 CLASS_DISTRIBUTION_PLOT = Path("reports/class_distribution.png")
 
 CNN_MODEL = Path("models/cnn.keras")
-CNN_RUN = Path("models/cnn_run.json")  # hands the MLflow run from train to later stages
+CNN_RUN = Path("reports/mlflow_runs/cnn.json")  # hands the MLflow run from train to later stages
 HISTORY = Path("reports/history.csv")
 TRAIN_METRICS = Path("metrics/train.json")
 TRAIN_SPEED = Path("metrics/train_speed.json")
@@ -27,6 +27,15 @@ CONFUSION_PLOT = Path("reports/confusion_matrix.png")
 MISCLASSIFIED_PLOT = Path("reports/misclassified.png")
 SAMPLES_PLOT = Path("reports/sample_predictions.png")
 CURVES_PLOT = Path("reports/training_curves.png")
+
+BASELINE_MODEL = Path("models/baseline.joblib")
+BASELINE_RUN = Path("reports/mlflow_runs/baseline.json")
+BASELINE_METRICS = Path("metrics/baseline.json")
+BASELINE_PREDICTIONS = Path("reports/baseline_predictions.csv")
+
+COMPARE_METRICS = Path("metrics/compare.json")
+COMPARISON_REPORT = Path("reports/comparison.md")
+COMPARISON_PLOT = Path("reports/comparison.png")
 
 
 def split_file(split: str) -> Path:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 
@@ -23,13 +24,8 @@ def class_distribution(counts: dict[str, np.ndarray]) -> Figure:
     """Grouped bars: each digit's share of every split, so stratification shows at a glance."""
     figure = Figure(figsize=(8, 4), layout="constrained")
     axes = figure.add_subplot()
-    digits = np.arange(10)
-    width = 0.8 / len(counts)
-    for i, (split, split_counts) in enumerate(counts.items()):
-        offset = (i - (len(counts) - 1) / 2) * width
-        label = f"{split} ({split_counts.sum():,} images)"
-        axes.bar(digits + offset, 100 * split_counts / split_counts.sum(), width, label=label)
-    axes.set(xticks=digits, xlabel="digit", ylabel="share of split (%)", title="Class distribution per split")
+    _grouped_bars(axes, {f"{split} ({c.sum():,} images)": 100 * c / c.sum() for split, c in counts.items()})
+    axes.set(xticks=range(10), xlabel="digit", ylabel="share of split (%)", title="Class distribution per split")
     figure.legend(loc="outside lower center", ncols=len(counts), frameon=False)
     return figure
 
@@ -72,3 +68,22 @@ def digit_grid(images: np.ndarray, captions: list[str], wrong: np.ndarray, title
         axes.set_axis_off()
     figure.suptitle(title)
     return figure
+
+
+def comparison(error_rates: pd.DataFrame) -> Figure:
+    """Test error rate per digit (rows), one bar per model (columns), on a log scale."""
+    figure = Figure(figsize=(8, 3.5), layout="constrained")
+    axes = figure.add_subplot()
+    _grouped_bars(axes, {model: error_rates[model].to_numpy() for model in error_rates.columns})
+    axes.set(xticks=range(len(error_rates)), xticklabels=error_rates.index, xlabel="digit", ylabel="test error (%)", yscale="log")
+    axes.set_title("Test error per digit")
+    axes.legend()
+    return figure
+
+
+def _grouped_bars(axes: Axes, series: dict[str, np.ndarray]) -> None:
+    """One group of bars per position, one bar per series within it."""
+    width = 0.8 / len(series)
+    for i, (label, values) in enumerate(series.items()):
+        offset = (i - (len(series) - 1) / 2) * width
+        axes.bar(np.arange(len(values)) + offset, values, width, label=label)

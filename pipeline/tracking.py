@@ -8,11 +8,15 @@ from DVC_ROOT when DVC runs the stage: `dvc exp run --queue/--temp` executes in 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
+import logging
 import os
 import subprocess
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,8 @@ import yaml
 from mlflow.exceptions import MlflowException
 
 from pipeline.files import content_digest, save_json
+
+log = logging.getLogger(__name__)
 
 
 def repo_root() -> Path:
@@ -37,13 +43,22 @@ def use_experiment(name: str) -> str:
     """Point MLflow at the store and at experiment `name`, created if missing; return its id."""
     embedded = "MLFLOW_TRACKING_URI" not in os.environ  # (set_tracking_uri sets the variable)
     mlflow.set_tracking_uri(tracking_uri())
-    if mlflow.get_experiment_by_name(name) is None:
-        artifacts = (repo_root() / "mlartifacts").as_uri() if embedded else None  # a server decides its own
-        try:
-            mlflow.create_experiment(name, artifact_location=artifacts)
-        except MlflowException:  # created meanwhile by a parallel experiment
-            pass
+    with _embedded_store_lock() if embedded else contextlib.nullcontext():
+        if mlflow.get_experiment_by_name(name) is None:  # (creates the store's tables when new)
+            artifacts = (repo_root() / "mlartifacts").as_uri() if embedded else None  # a server decides its own
+            try:
+                mlflow.create_experiment(name, artifact_location=artifacts)
+            except MlflowException:  # created meanwhile by a client of a shared server
+                pass
     return mlflow.set_experiment(name).experiment_id
+
+
+@contextlib.contextmanager
+def _embedded_store_lock() -> Iterator[None]:
+    """Serialise creating the SQLite store and experiment across parallel queued experiments."""
+    with open(repo_root() / "mlflow.db.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def run_tags(arch: str) -> dict[str, str]:
@@ -62,16 +77,22 @@ def run_tags(arch: str) -> dict[str, str]:
     return tags
 
 
-def run_name(default: str) -> str:
-    """The DVC experiment's name when there is one, so MLflow and `dvc exp show` agree."""
-    return os.environ.get("DVC_EXP_NAME") or default
+def run_name(default: str, role: str | None = None) -> str:
+    """The DVC experiment's name (suffixed by `role`, if any) when there is one, so MLflow and
+    `dvc exp show` agree; else `default`."""
+    experiment = os.environ.get("DVC_EXP_NAME")
+    if experiment is None:
+        return default
+    return f"{experiment}-{role}" if role else experiment
 
 
 def flatten(params: Any) -> dict[str, str]:
-    """params.yaml as MLflow params: nested keys joined with dots (data.sources.0.url ...)."""
+    """Params (a dataclass, or a dict of them) as MLflow params: nested keys joined with dots."""
     flat: dict[str, str] = {}
 
     def walk(value: Any, key: str) -> None:
+        if dataclasses.is_dataclass(value):
+            value = dataclasses.asdict(value)
         if isinstance(value, dict):
             for name, item in value.items():
                 walk(item, f"{key}.{name}" if key else name)
@@ -81,7 +102,7 @@ def flatten(params: Any) -> dict[str, str]:
         else:
             flat[key] = json.dumps(value) if value is None or isinstance(value, bool) else str(value)
 
-    walk(dataclasses.asdict(params), "")
+    walk(params, "")
     return flat
 
 
@@ -98,12 +119,20 @@ def log_dataset(x: np.ndarray, y: np.ndarray, name: str, source: Path, context: 
 
 def save_handover(path: Path, run: mlflow.ActiveRun, model_name: str, model_version: str | None) -> None:
     """Tell later stages which run (and registered model version) this pipeline run is."""
-    info = {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "tracking_uri": tracking_uri()}
-    save_json(path, info | {"model_name": model_name, "model_version": model_version})
+    save_json(path, {"run_id": run.info.run_id, "model_name": model_name, "model_version": model_version})
 
 
-def resume_run(path: Path) -> tuple[mlflow.ActiveRun, dict[str, Any]]:
-    """Reopen the run written by `save_handover`, in the store it was created in."""
+@contextlib.contextmanager
+def resumed_run(path: Path, experiment: str) -> Iterator[dict[str, Any] | None]:
+    """Reopen the run named in hand-over file `path` and yield the hand-over; yield None (with a
+    warning) when this store lacks that run, as after a `dvc pull` of results computed elsewhere."""
     handover = json.loads(path.read_text())
-    mlflow.set_tracking_uri(handover["tracking_uri"])
-    return mlflow.start_run(run_id=handover["run_id"]), handover
+    use_experiment(experiment)
+    try:
+        run = mlflow.start_run(run_id=handover["run_id"])
+    except MlflowException:
+        log.warning("MLflow run %s (from %s) is not in %s: not logging to it", handover["run_id"], path, tracking_uri())
+        yield None
+        return
+    with run:
+        yield handover

@@ -1,7 +1,8 @@
 """train stage: fit the CNN named by `model.arch`, seeded and deterministic, and open its MLflow run.
 
 Writes models/cnn.keras (the weights of the best validation epoch), the per-epoch history for
-`dvc plots`, train metrics, and models/cnn_run.json, which hands the MLflow run to evaluate.
+`dvc plots`, train metrics, and reports/mlflow_runs/cnn.json, which hands the MLflow run on to evaluate
+and compare.
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ def main() -> None:
     params = load_params()
     training, validation = paths.load_split("train"), paths.load_split("val")
     tracking.use_experiment(params.mlflow.experiment)
-    with mlflow.start_run(run_name=tracking.run_name(params.model.arch), tags=tracking.run_tags(params.model.arch)) as run:
+    tags = tracking.run_tags(params.model.arch) | {"pipeline.role": "cnn"}
+    with mlflow.start_run(run_name=tracking.run_name(params.model.arch), tags=tags) as run:
         mlflow.log_params(tracking.flatten(params))
         digest = tracking.log_dataset(*training, "mnist-train", paths.split_file("train"), "training")
         tracking.log_dataset(*validation, "mnist-val", paths.split_file("val"), "validation")

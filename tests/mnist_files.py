@@ -105,3 +105,10 @@ def learnable_mnist(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     for image, digit in zip(x, y):
         image[2 + 2 * digit : 4 + 2 * digit, 4:24] = 255
     return x, y
+
+
+def one_hot(digits: np.ndarray, confidence: float = 0.91) -> np.ndarray:
+    """Class probabilities putting `confidence` on each given digit and sharing the rest evenly."""
+    probabilities = np.full((len(digits), 10), (1 - confidence) / 9)
+    probabilities[np.arange(len(digits)), digits] = confidence
+    return probabilities

@@ -97,13 +97,19 @@ def test_experiment_overrides_flow_through_the_loader(repo):
     assert "error: params.yaml: preprocess.val_fraction = 2: expected a fraction in (0, 1)" in bad.stderr + bad.stdout
 
 
-def test_repro_trains_evaluates_and_tracks_everything_in_mlflow(repo):
+def runs_by_role(repo: Path) -> dict[str, list]:
+    mlflow.set_tracking_uri(f"sqlite:///{repo}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["mnist"], output_format="list")
+    return {role: [r for r in runs if r.data.tags["pipeline.role"] == role] for role in ("cnn", "baseline")}
+
+
+def test_repro_runs_every_stage_and_tracks_everything_in_mlflow(repo):
     run(repo, "dvc", "repro")
     assert run(repo, "dvc", "status").stdout.strip() == "Data and pipelines are up to date."
     test_metrics = json.loads((repo / paths.TEST_METRICS).read_text())
-    mlflow.set_tracking_uri(f"sqlite:///{repo}/mlflow.db")
-    (cnn,) = mlflow.search_runs(experiment_names=["mnist"], output_format="list")
-    assert cnn.info.status == "FINISHED"
+    runs = runs_by_role(repo)
+    (cnn,), (baseline,) = runs["cnn"], runs["baseline"]
+    assert cnn.info.status == baseline.info.status == "FINISHED"
     assert cnn.info.artifact_uri.startswith((repo / "mlartifacts").as_uri())
     assert cnn.data.metrics["test_accuracy"] == test_metrics["test_accuracy"]
     assert cnn.data.metrics["macro_f1"] == pytest.approx(test_metrics["macro_f1"])
@@ -113,24 +119,41 @@ def test_repro_trains_evaluates_and_tracks_everything_in_mlflow(repo):
     history = mlflow.MlflowClient().get_metric_history(cnn.info.run_id, "val_accuracy")
     assert [point.step for point in history] == [1]
     assert {d.dataset.name for d in cnn.inputs.dataset_inputs} == {"mnist-train", "mnist-val"}
-    artifacts = {a.path for folder in ("reports", "metrics") for a in mlflow.MlflowClient().list_artifacts(cnn.info.run_id, folder)}
+    client = mlflow.MlflowClient()
+    artifacts = {a.path for folder in ("reports", "metrics") for a in client.list_artifacts(cnn.info.run_id, folder)}
     assert {"reports/confusion_matrix.png", "reports/misclassified.png", "reports/training_curves.png",
-            "reports/cnn_predictions.csv", "metrics/test.json"} <= artifacts
+            "reports/cnn_predictions.csv", "reports/comparison.md", "metrics/test.json"} <= artifacts
 
-    model = mlflow.keras.load_model("models:/mnist-cnn@candidate")
+    baseline_metrics = json.loads((repo / paths.BASELINE_METRICS).read_text())
+    assert baseline.data.metrics["test_accuracy"] == baseline_metrics["test_accuracy"]
+    compare = json.loads((repo / paths.COMPARE_METRICS).read_text())
+    for tracked in (cnn, baseline):
+        assert tracked.data.metrics["compare.mcnemar_p_value"] == pytest.approx(compare["mcnemar_p_value"])
+
     images, labels = (load_npz(repo / paths.split_file("test"))[k] for k in ("x", "y"))
+    model = mlflow.keras.load_model("models:/mnist-cnn@candidate")
     accuracy = float((model.predict(images, verbose=0).argmax(axis=1) == labels).mean())
     assert accuracy == test_metrics["test_accuracy"]
+    logreg = mlflow.sklearn.load_model("models:/mnist-logreg/1")
+    assert float((logreg.predict(images) == labels).mean()) == baseline_metrics["test_accuracy"]
 
 
-def test_temp_experiment_logs_into_the_root_store(repo):
+def test_queued_grid_with_two_workers_logs_every_experiment_then_promote_picks_the_best(repo):
     run(repo, "dvc", "repro")
-    run(repo, "dvc", "exp", "run", "--temp", "-S", "train.batch_size=32")
-    mlflow.set_tracking_uri(f"sqlite:///{repo}/mlflow.db")
-    runs = mlflow.search_runs(experiment_names=["mnist"], output_format="list")
-    (experiment,) = [r for r in runs if "dvc_exp_name" in r.data.tags]
-    assert experiment.info.run_name == experiment.data.tags["dvc_exp_name"]
-    assert experiment.data.params["train.batch_size"] == "32"
-    assert "test_accuracy" in experiment.data.metrics
-    assert len(runs) == 2
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "baseline results")
+    run(repo, "dvc", "exp", "run", "--queue", "-S", "train.batch_size=32,48")
+    run(repo, "dvc", "exp", "run", "--run-all", "-j", "2")
+    runs = runs_by_role(repo)
+    experiments = [r for r in runs["cnn"] if "dvc_exp_name" in r.data.tags]
+    assert len(experiments) == 2 and len(runs["baseline"]) == 1, "the baseline did not change: not rerun"
+    assert len({r.data.tags["dvc_exp_name"] for r in experiments}) == 2
+    assert {r.data.params["train.batch_size"] for r in experiments} == {"32", "48"}
+    assert all(r.info.status == "FINISHED" and "compare.mcnemar_p_value" in r.data.metrics for r in experiments)
     assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
+
+    promoted = run(repo, "python", "-m", "pipeline", "promote").stdout
+    best = max(runs["cnn"], key=lambda r: (r.data.metrics["test_accuracy"], -r.data.metrics["test_loss"]))
+    version = mlflow.MlflowClient().get_model_version_by_alias("mnist-cnn", "champion")
+    assert version.run_id == best.info.run_id
+    assert f"mnist-cnn@champion -> version {version.version}" in promoted

@@ -39,13 +39,19 @@ def test_run_is_handed_over_between_stages(dvc_root, tmp_path):
     tracking.use_experiment("mnist")
     with mlflow.start_run() as run:
         tracking.save_handover(tmp_path / "run.json", run, "mnist-cnn", "3")
-    mlflow.set_tracking_uri("sqlite:///elsewhere.db")
-    resumed, handover = tracking.resume_run(tmp_path / "run.json")
-    with resumed:
+    with tracking.resumed_run(tmp_path / "run.json", "mnist") as handover:
         mlflow.log_metric("test_accuracy", 0.5)
     assert handover["model_version"] == "3"
-    mlflow.set_tracking_uri(tracking.tracking_uri())
     assert mlflow.get_run(run.info.run_id).data.metrics == {"test_accuracy": 0.5}
+
+
+def test_a_run_missing_from_this_store_is_skipped_with_a_warning(dvc_root, tmp_path, caplog):
+    dvc_root.mkdir()
+    (tmp_path / "run.json").write_text('{"run_id": "0123456789abcdef0123456789abcdef", "model_version": null}')
+    with tracking.resumed_run(tmp_path / "run.json", "mnist") as handover:
+        assert handover is None
+        assert mlflow.active_run() is None
+    assert "is not in sqlite:///" in caplog.text
 
 
 def test_tags_name_the_commit_the_experiment_and_the_data_stages(dvc_root, tmp_path, monkeypatch):

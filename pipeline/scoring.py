@@ -1,0 +1,62 @@
+"""Scoring shared by the CNN and the baseline, so both report the same metrics the same way."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import classification_report, log_loss
+
+
+def classification_metrics(actual: np.ndarray, probabilities: np.ndarray) -> dict:
+    """Accuracy, loss, macro averages and per-digit precision / recall / F1."""
+    predicted = probabilities.argmax(axis=1)
+    report = classification_report(actual, predicted, labels=range(10), output_dict=True, zero_division=0)
+    return {
+        "test_accuracy": float(np.mean(predicted == actual)),
+        "test_loss": float(log_loss(actual, probabilities, labels=range(10))),
+        "macro_precision": report["macro avg"]["precision"],
+        "macro_recall": report["macro avg"]["recall"],
+        "macro_f1": report["macro avg"]["f1-score"],
+        "per_class": {
+            digit: {"precision": scores["precision"], "recall": scores["recall"], "f1": scores["f1-score"]}
+            for digit, scores in report.items()
+            if digit.isdigit()
+        },
+    }
+
+
+def mlflow_metrics(metrics: dict) -> dict[str, float]:
+    """`classification_metrics` flattened for MLflow: per-class scores become precision_3, f1_7, ..."""
+    per_class = {f"{name}_{d}": v for d, scores in metrics["per_class"].items() for name, v in scores.items()}
+    return {k: v for k, v in metrics.items() if k != "per_class"} | per_class
+
+
+def predictions_table(actual: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
+    """One row per test image: actual and predicted digit, and the prediction's probability."""
+    return pd.DataFrame(
+        {"actual": actual, "predicted": probabilities.argmax(axis=1), "confidence": probabilities.max(axis=1)}
+    )
+
+
+def inference_speed(
+    predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch_size: int, latency_runs: int
+) -> dict:
+    """Throughput of `predict` over `images` in batches, and its single-image latency (median, p95)."""
+    predict(images[:batch_size])  # warm-up: tracing, allocation
+    start = time.perf_counter()
+    for first in range(0, len(images), batch_size):
+        predict(images[first : first + batch_size])
+    throughput = len(images) / (time.perf_counter() - start)
+    latencies = []
+    for image in images[:latency_runs]:
+        start = time.perf_counter()
+        predict(image[None])
+        latencies.append(time.perf_counter() - start)
+    return {
+        "throughput_images_per_s": round(throughput),
+        "latency_ms_p50": round(1000 * float(np.median(latencies)), 2),
+        "latency_ms_p95": round(1000 * float(np.percentile(latencies, 95)), 2),
+    }

@@ -1,0 +1,41 @@
+"""Scoring shared by the CNN and the baseline: metrics against hand-computed values, speed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline import models
+from pipeline.params import AugmentParams
+from pipeline.scoring import classification_metrics, inference_speed, mlflow_metrics, predictions_table
+from tests.mnist_files import one_hot
+
+
+def test_metrics_match_a_hand_computed_case():
+    actual = np.array([0, 0, 0, 1, 1, 2] * 5 + list(range(3, 10)))
+    predicted = actual.copy()
+    predicted[:6] = [0, 0, 1, 1, 1, 2]  # one 0 taken for a 1
+    metrics = classification_metrics(actual, one_hot(predicted))
+    assert metrics["test_accuracy"] == pytest.approx(36 / 37)
+    assert metrics["test_loss"] == pytest.approx(-np.log(0.91) * 36 / 37 - np.log(0.01) / 37)
+    assert metrics["per_class"]["0"] == {"precision": 1.0, "recall": pytest.approx(14 / 15), "f1": pytest.approx(28 / 29)}
+    assert metrics["per_class"]["1"]["precision"] == pytest.approx(10 / 11)
+    assert metrics["macro_recall"] == pytest.approx((9 + 14 / 15) / 10)
+
+
+def test_predictions_table_has_one_row_per_image():
+    table = predictions_table(np.array([3, 4]), one_hot(np.array([3, 5]), confidence=0.55))
+    assert table.to_dict("list") == {"actual": [3, 4], "predicted": [3, 5], "confidence": [0.55, 0.55]}
+
+
+def test_metrics_flatten_for_mlflow():
+    flat = mlflow_metrics(classification_metrics(np.arange(10), one_hot(np.arange(10))))
+    assert flat["test_accuracy"] == 1.0 and flat["f1_9"] == 1.0 and flat["recall_0"] == 1.0
+    assert len(flat) == 5 + 30
+
+
+def test_inference_speed_is_measured():
+    model = models.build("tiny", AugmentParams(enabled=False, rotation_deg=0, shift=0, zoom=0))
+    speed = inference_speed(model.predict_on_batch, np.zeros((64, 28, 28), np.uint8), batch_size=32, latency_runs=5)
+    assert speed["throughput_images_per_s"] > 0
+    assert 0 < speed["latency_ms_p50"] <= speed["latency_ms_p95"]
