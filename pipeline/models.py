@@ -80,31 +80,27 @@ def deep() -> list[layers.Layer]:
 
 
 def default() -> list[layers.Layer]:
-    """This project's recipe: cheap wide first layer, BatchNorm, global pooling; see README for the search."""
+    """This project's recipe: three convolutions 32 / 64 / 128, each halving the image, dense 128.
+
+    No BatchNorm: on two CPU cores it cost a third more time per epoch and, trained the same way,
+    ended lower (99.37% against 99.48% test accuracy after 12 epochs; README, "Choosing the default").
+    """
     return [
-        *_conv_bn(32, kernel=5),
+        layers.Conv2D(32, 3, padding="same", activation="relu"),
         layers.MaxPooling2D(2),
-        *_conv_bn(64),
-        *_conv_bn(64),
+        layers.Conv2D(64, 3, padding="same", activation="relu"),
         layers.MaxPooling2D(2),
-        *_conv_bn(128),
-        layers.GlobalAveragePooling2D(),
-        layers.Dropout(0.2),
+        layers.Conv2D(128, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(128, activation="relu"),
+        layers.Dropout(0.3),
     ]
 
 
 def _seed_conv(filters: int) -> list[layers.Layer]:
     """The seeds' convolution: 3x3 'same' with ReLU, then BatchNorm."""
     return [layers.Conv2D(filters, 3, padding="same", activation="relu"), layers.BatchNormalization()]
-
-
-def _conv_bn(filters: int, kernel: int = 3) -> list[layers.Layer]:
-    """Convolution (no bias: BatchNorm's shift replaces it), BatchNorm, ReLU."""
-    return [
-        layers.Conv2D(filters, kernel, padding="same", use_bias=False),
-        layers.BatchNormalization(),
-        layers.ReLU(),
-    ]
 
 
 ARCHITECTURES: dict[str, Callable[[], list[layers.Layer]]] = {
