@@ -35,13 +35,18 @@ def repo_root() -> Path:
     return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
 
 
+def embedded_store() -> str:
+    return f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+    """MLFLOW_TRACKING_URI if set, else the embedded SQLite store at the repo root."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or embedded_store()
 
 
 def use_experiment(name: str) -> str:
     """Point MLflow at the store and at experiment `name`, created if missing; return its id."""
-    embedded = "MLFLOW_TRACKING_URI" not in os.environ  # (set_tracking_uri sets the variable)
+    embedded = tracking_uri() == embedded_store()
     mlflow.set_tracking_uri(tracking_uri())
     with _embedded_store_lock() if embedded else contextlib.nullcontext():
         if mlflow.get_experiment_by_name(name) is None:  # (creates the store's tables when new)

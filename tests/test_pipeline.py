@@ -157,3 +157,4 @@ def test_queued_grid_with_two_workers_logs_every_experiment_then_promote_picks_t
     version = mlflow.MlflowClient().get_model_version_by_alias("mnist-cnn", "champion")
     assert version.run_id == best.info.run_id
     assert f"mnist-cnn@champion -> version {version.version}" in promoted
+    assert mlflow.keras.load_model("models:/mnist-cnn@champion").count_params() == 2_864
