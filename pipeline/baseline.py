@@ -40,7 +40,9 @@ def to_unit_range(pixels: np.ndarray) -> np.ndarray:
 def build(params: BaselineParams) -> Pipeline:
     """Flatten, scale, then a multinomial logistic regression."""
     scaler = FunctionTransformer(to_unit_range) if params.pixel_scaling == "unit" else StandardScaler()
-    classifier = LogisticRegression(C=params.C, solver=params.solver, max_iter=params.max_iter, random_state=params.seed)
+    classifier = LogisticRegression(
+        C=params.C, solver=params.solver, max_iter=params.max_iter, random_state=params.seed
+    )
     return make_pipeline(FunctionTransformer(flatten), scaler, classifier)
 
 
@@ -60,7 +62,9 @@ def main() -> None:
     tags = tracking.run_tags("logreg") | {"pipeline.role": "baseline"}
     with mlflow.start_run(run_name=tracking.run_name("logreg", role="baseline"), tags=tags) as run:
         mlflow.log_params(tracking.flatten({"preprocess": params.preprocess, "baseline": params.baseline}))
-        mlflow.set_tag("data_digest", tracking.log_dataset(*training, "mnist-train", paths.split_file("train"), "training"))
+        mlflow.set_tag(
+            "data_digest", tracking.log_dataset(*training, "mnist-train", paths.split_file("train"), "training")
+        )
         start = time.perf_counter()
         model, converged = fit(*training, params.baseline)
         seconds = time.perf_counter() - start
@@ -92,5 +96,7 @@ def main() -> None:
             code_paths=["pipeline"],  # the model's transformers are functions of this package ...
             skops_trusted_types=[f"{__name__}.{f.__name__}" for f in (flatten, to_unit_range)],  # ... and safe to load
         )
-        tracking.save_handover(paths.BASELINE_RUN, run, params.mlflow.baseline_model_name, info.registered_model_version)
+        tracking.save_handover(
+            paths.BASELINE_RUN, run, params.mlflow.baseline_model_name, info.registered_model_version
+        )
     log.info("logistic regression: test accuracy %.4f in %.0f s of training", metrics["test_accuracy"], seconds)

@@ -67,11 +67,15 @@ def _cell(value: float) -> str:
 
 def main() -> None:
     experiment = load_params().mlflow.experiment
-    cnn = _read(paths.TEST_METRICS) | _read(paths.TRAIN_METRICS) | _read(paths.TRAIN_SPEED) | _read(paths.INFERENCE_SPEED)
+    cnn = (
+        _read(paths.TEST_METRICS) | _read(paths.TRAIN_METRICS) | _read(paths.TRAIN_SPEED) | _read(paths.INFERENCE_SPEED)
+    )
     baseline = _read(paths.BASELINE_METRICS)
     cnn_predictions, baseline_predictions = pd.read_csv(paths.CNN_PREDICTIONS), pd.read_csv(paths.BASELINE_PREDICTIONS)
     if not cnn_predictions["actual"].equals(baseline_predictions["actual"]):
-        raise PipelineError(f"{paths.CNN_PREDICTIONS} and {paths.BASELINE_PREDICTIONS} do not list the same test images")
+        raise PipelineError(
+            f"{paths.CNN_PREDICTIONS} and {paths.BASELINE_PREDICTIONS} do not list the same test images"
+        )
     test = mcnemar(
         (cnn_predictions.actual == cnn_predictions.predicted).to_numpy(),
         (baseline_predictions.actual == baseline_predictions.predicted).to_numpy(),
@@ -97,7 +101,9 @@ def main() -> None:
                 mlflow.log_artifact(str(paths.COMPARISON_PLOT), artifact_path="reports")
     log.info(
         "CNN %.2f%% vs baseline %.2f%%: McNemar p = %.3g",
-        100 * cnn["test_accuracy"], 100 * baseline["test_accuracy"], test["mcnemar_p_value"],
+        100 * cnn["test_accuracy"],
+        100 * baseline["test_accuracy"],
+        test["mcnemar_p_value"],
     )
 
 

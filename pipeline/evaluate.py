@@ -17,9 +17,9 @@ import pandas as pd
 from sklearn.metrics import classification_report
 
 from pipeline import paths, plots, tracking
-from pipeline.scoring import classification_metrics, inference_speed, mlflow_metrics, predictions_table
 from pipeline.files import atomic_write, save_json
 from pipeline.params import load_params
+from pipeline.scoring import classification_metrics, inference_speed, mlflow_metrics, predictions_table
 
 log = logging.getLogger(__name__)
 CANDIDATE_ALIAS = "candidate"
@@ -49,8 +49,8 @@ def figures(images: np.ndarray, table: pd.DataFrame, history: pd.DataFrame, grid
 
 
 def main() -> None:
-    everything = load_params()
-    params, experiment = everything.evaluate, everything.mlflow.experiment
+    all_params = load_params()
+    params, experiment = all_params.evaluate, all_params.mlflow.experiment
     images, actual = paths.load_split("test")
     model = keras.saving.load_model(paths.CNN_MODEL)
     probabilities = model.predict(images, batch_size=params.batch_size, verbose=0)
@@ -78,6 +78,9 @@ def main() -> None:
                 )
     log.info(
         "test accuracy %.4f, loss %.4f, macro F1 %.4f; %s images/s, latency %s ms",
-        metrics["test_accuracy"], metrics["test_loss"], metrics["macro_f1"],
-        speed["throughput_images_per_s"], speed["latency_ms_p50"],
+        metrics["test_accuracy"],
+        metrics["test_loss"],
+        metrics["macro_f1"],
+        speed["throughput_images_per_s"],
+        speed["latency_ms_p50"],
     )

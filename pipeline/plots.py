@@ -61,7 +61,8 @@ def digit_grid(images: np.ndarray, captions: list[str], wrong: np.ndarray, title
     """Images in a square grid, each captioned; captions of wrong predictions in red."""
     side = math.ceil(math.sqrt(len(images)))
     figure = Figure(figsize=(1.6 * side, 1.8 * side), layout="constrained")
-    for axes, image, caption, is_wrong in zip(figure.subplots(side, side).flat, images, captions, wrong):
+    grid = figure.subplots(side, side).flat  # may hold more cells than images: those stay blank
+    for axes, image, caption, is_wrong in zip(grid, images, captions, wrong, strict=False):
         axes.imshow(image, cmap="gray_r", vmin=0, vmax=255)
         axes.set_title(caption, fontsize=9, color="tab:red" if is_wrong else "black")
     for axes in figure.axes:
@@ -75,7 +76,13 @@ def comparison(error_rates: pd.DataFrame) -> Figure:
     figure = Figure(figsize=(8, 3.5), layout="constrained")
     axes = figure.add_subplot()
     _grouped_bars(axes, {model: error_rates[model].to_numpy() for model in error_rates.columns})
-    axes.set(xticks=range(len(error_rates)), xticklabels=error_rates.index, xlabel="digit", ylabel="test error (%)", yscale="log")
+    axes.set(
+        xticks=range(len(error_rates)),
+        xticklabels=error_rates.index,
+        xlabel="digit",
+        ylabel="test error (%)",
+        yscale="log",
+    )
     axes.set_title("Test error per digit")
     axes.legend()
     return figure

@@ -35,6 +35,8 @@ def main() -> None:
         )
     accuracy, loss, version = ranking[0]
     mlflow.MlflowClient().set_registered_model_alias(params.cnn_model_name, CHAMPION_ALIAS, str(version))
-    print(f"{params.cnn_model_name}@{CHAMPION_ALIAS} -> version {version}: test accuracy {accuracy:.4f}, loss {loss:.4f}")
+    print(
+        f"{params.cnn_model_name}@{CHAMPION_ALIAS} -> version {version}: test accuracy {accuracy:.4f}, loss {loss:.4f}"
+    )
     for accuracy, loss, version in ranking[1:5]:
         print(f"  runner-up: version {version}: test accuracy {accuracy:.4f}, loss {loss:.4f}")

@@ -132,7 +132,9 @@ def main() -> None:
         info = mlflow.keras.log_model(
             model,
             name="model",
-            signature=mlflow.models.infer_signature(training[0][:2].astype("float32"), model.predict(training[0][:2], verbose=0)),
+            signature=mlflow.models.infer_signature(
+                training[0][:2].astype("float32"), model.predict(training[0][:2], verbose=0)
+            ),
             registered_model_name=params.mlflow.cnn_model_name,
             pip_requirements=[f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"],
         )
@@ -140,6 +142,10 @@ def main() -> None:
         tracking.save_handover(paths.CNN_RUN, run, params.mlflow.cnn_model_name, info.registered_model_version)
     log.info(
         "%s: best val_accuracy %.4f at epoch %d of %d, %.0f s; MLflow run %s",
-        params.model.arch, metrics["best_val_accuracy"], metrics["best_epoch"], metrics["epochs_run"],
-        seconds, run.info.run_id,
+        params.model.arch,
+        metrics["best_val_accuracy"],
+        metrics["best_epoch"],
+        metrics["epochs_run"],
+        seconds,
+        run.info.run_id,
     )

@@ -102,7 +102,7 @@ def learnable_mnist(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     y = (np.arange(n) % 10).astype(np.uint8)
     x = rng.integers(0, 60, (n, 28, 28), dtype=np.uint8)
-    for image, digit in zip(x, y):
+    for image, digit in zip(x, y, strict=True):
         image[2 + 2 * digit : 4 + 2 * digit, 4:24] = 255
     return x, y
 

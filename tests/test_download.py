@@ -8,7 +8,6 @@ import os
 import pickle
 import socket
 
-import numpy as np
 import pytest
 import yaml
 

@@ -19,8 +19,16 @@ def test_figures_show_the_most_confident_mistakes_first():
     probabilities = one_hot(predicted)
     probabilities[7] = one_hot(np.array([0]), confidence=0.99)
     table = predictions_table(actual, probabilities)
-    history = pd.DataFrame({"epoch": [1, 2], "accuracy": [0.9, 0.95], "loss": [0.3, 0.2], "val_accuracy": [0.9, 0.96],
-                            "val_loss": [0.3, 0.1], "learning_rate": [1e-3, 0.0]})
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2],
+            "accuracy": [0.9, 0.95],
+            "loss": [0.3, 0.2],
+            "val_accuracy": [0.9, 0.96],
+            "val_loss": [0.3, 0.1],
+            "learning_rate": [1e-3, 0.0],
+        }
+    )
     figures = stage.figures(images, table, history, grid_size=9)
     assert set(figures) == set(stage.FIGURES)
     mistakes = figures[paths.MISCLASSIFIED_PLOT]

@@ -51,7 +51,10 @@ BAD = {
     "wrong type": (_set("preprocess.val_fraction", "0.1"), "preprocess.val_fraction = '0.1': expected a number"),
     "bool for int": (_set("preprocess.seed", True), "preprocess.seed = True: expected an integer"),
     "float for int": (_set("preprocess.seed", 1.5), "preprocess.seed = 1.5: expected an integer"),
-    "out of range": (_set("preprocess.val_fraction", 1.5), "preprocess.val_fraction = 1.5: expected a fraction in (0, 1)"),
+    "out of range": (
+        _set("preprocess.val_fraction", 1.5),
+        "preprocess.val_fraction = 1.5: expected a fraction in (0, 1)",
+    ),
     "below minimum": (_set("preprocess.subset", 50), "preprocess.subset = 50: expected null (all images) or"),
     "null not allowed": (_set("data.cache_dir", None), "data.cache_dir = None: expected a string"),
     "zero timeout": (_set("data.timeout_s", 0), "data.timeout_s = 0: expected a number of seconds > 0"),
@@ -64,7 +67,10 @@ BAD = {
     "missing section": (_delete("preprocess"), "missing key 'preprocess'"),
     "section not a mapping": (_set("preprocess", [1, 2]), "preprocess: expected a mapping of PreprocessParams keys"),
     "empty source list": (_set("data.sources", []), "data.sources = []: expected a non-empty list"),
-    "unknown format": (_set("data.sources.0.format", "csv"), "data.sources[0].format = 'csv': expected one of npz, idx"),
+    "unknown format": (
+        _set("data.sources.0.format", "csv"),
+        "data.sources[0].format = 'csv': expected one of npz, idx",
+    ),
     "bad hash": (
         _set("data.sources.0.files", {"mnist.npz": "sha1:abc"}),
         "data.sources[0].files = {'mnist.npz': 'sha1:abc'}: expected a mapping of file name to 'sha256:<64 hex>'",

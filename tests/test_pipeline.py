@@ -24,7 +24,10 @@ def copy_repo(target: Path) -> None:
     """The files a fresh clone would have, plus work not yet committed (ignored files stay behind)."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\0")
     for name in filter(None, listed):
         if (REPO / name).is_file():
@@ -35,8 +38,10 @@ def copy_repo(target: Path) -> None:
 def run(repo: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
     env = os.environ | {
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost",
-        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@localhost",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@localhost",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@localhost",
     }  # the stages' `python` is this interpreter
     result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
@@ -121,8 +126,14 @@ def test_repro_runs_every_stage_and_tracks_everything_in_mlflow(repo):
     assert {d.dataset.name for d in cnn.inputs.dataset_inputs} == {"mnist-train", "mnist-val"}
     client = mlflow.MlflowClient()
     artifacts = {a.path for folder in ("reports", "metrics") for a in client.list_artifacts(cnn.info.run_id, folder)}
-    assert {"reports/confusion_matrix.png", "reports/misclassified.png", "reports/training_curves.png",
-            "reports/cnn_predictions.csv", "reports/comparison.md", "metrics/test.json"} <= artifacts
+    assert {
+        "reports/confusion_matrix.png",
+        "reports/misclassified.png",
+        "reports/training_curves.png",
+        "reports/cnn_predictions.csv",
+        "reports/comparison.md",
+        "metrics/test.json",
+    } <= artifacts
 
     baseline_metrics = json.loads((repo / paths.BASELINE_METRICS).read_text())
     assert baseline.data.metrics["test_accuracy"] == baseline_metrics["test_accuracy"]

@@ -31,9 +31,9 @@ def test_split_is_stratified_and_keeps_every_image_once():
 
 def test_images_keep_their_labels():
     arrays = fake_mnist()
-    label_of = {x.tobytes(): y for x, y in zip(arrays["x_train"], arrays["y_train"])}
+    label_of = {x.tobytes(): y for x, y in zip(arrays["x_train"], arrays["y_train"], strict=True)}
     x, y = stage.split(arrays, params())["val"]
-    assert all(label_of[image.tobytes()] == label for image, label in zip(x, y))
+    assert all(label_of[image.tobytes()] == label for image, label in zip(x, y, strict=True))
 
 
 def test_test_set_passes_through_untouched():

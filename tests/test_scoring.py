@@ -18,7 +18,11 @@ def test_metrics_match_a_hand_computed_case():
     metrics = classification_metrics(actual, one_hot(predicted))
     assert metrics["test_accuracy"] == pytest.approx(36 / 37)
     assert metrics["test_loss"] == pytest.approx(-np.log(0.91) * 36 / 37 - np.log(0.01) / 37)
-    assert metrics["per_class"]["0"] == {"precision": 1.0, "recall": pytest.approx(14 / 15), "f1": pytest.approx(28 / 29)}
+    assert metrics["per_class"]["0"] == {
+        "precision": 1.0,
+        "recall": pytest.approx(14 / 15),
+        "f1": pytest.approx(28 / 29),
+    }
     assert metrics["per_class"]["1"]["precision"] == pytest.approx(10 / 11)
     assert metrics["macro_recall"] == pytest.approx((9 + 14 / 15) / 10)
 

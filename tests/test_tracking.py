@@ -65,7 +65,11 @@ def test_tags_name_the_commit_the_experiment_and_the_data_stages(dvc_root, tmp_p
     monkeypatch.chdir(tmp_path)
     tags_here = tracking.run_tags("lenet5")
     assert len(tags["git_commit"]) == 40 and tags["mlflow.source.git.commit"] == tags["git_commit"]
-    assert tags_here == {"model.arch": "lenet5", "dvc_exp_name": "sappy-fern", "dvc.preprocess.data/processed/train.npz": "abc"}
+    assert tags_here == {
+        "model.arch": "lenet5",
+        "dvc_exp_name": "sappy-fern",
+        "dvc.preprocess.data/processed/train.npz": "abc",
+    }
 
 
 def test_params_are_flattened_with_dotted_keys():

@@ -48,7 +48,7 @@ def test_same_seed_same_model(data, trained):
     model, history = trained
     again_model, again = stage.train(*data, TINY, PARAMS)
     assert again.equals(history)
-    for mine, theirs in zip(model.get_weights(), again_model.get_weights()):
+    for mine, theirs in zip(model.get_weights(), again_model.get_weights(), strict=True):
         np.testing.assert_array_equal(mine, theirs)
 
 
