@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test ui clean
+.PHONY: repro test ui bench bench-quick clean
 UI_PORT ?= 5000
 
 repro: $(VENV)/installed  ## run the pipeline: data, CNN, baseline, comparison
@@ -14,6 +14,14 @@ test: $(VENV)/installed  ## the whole test suite (slow tests included)
 
 ui: $(VENV)/installed  ## MLflow UI on the pipeline's store at 127.0.0.1:$(UI_PORT); prints the runs table's address
 	python -m pipeline ui --port $(UI_PORT)
+
+bench: $(VENV)/installed  ## the default recipe against the seed presets (about an hour on 2 cores) -> metrics/bench.json
+	dvc repro preprocess
+	python bench/bench.py
+
+bench-quick: $(VENV)/installed  ## the same on a data subset, 2 epochs each: a smoke test of minutes -> bench/quick/
+	dvc repro preprocess
+	python bench/bench.py --quick
 
 $(VENV)/installed: requirements.txt
 	test -x $(BIN)/python || python3 -m venv $(VENV)

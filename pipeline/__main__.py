@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import resource
 import sys
 
 from pipeline import PipelineError
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    print(f"{stage}: peak memory {peak_mib:.0f} MiB", file=sys.stderr)
     return 0
 
 

@@ -88,6 +88,20 @@ def comparison(error_rates: pd.DataFrame) -> Figure:
     return figure
 
 
+def time_to_accuracy(results: list[dict], thresholds: tuple[float, ...]) -> Figure:
+    """Test error against training seconds, one line per model (results of bench/bench.py)."""
+    figure = Figure(figsize=(8, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    for result in results:
+        curve = pd.DataFrame(result["curve"])
+        axes.plot(curve.seconds, 100 * (1 - curve.test_accuracy), marker=".", label=result["arch"])
+    for threshold in thresholds:
+        axes.axhline(100 * (1 - threshold), color="grey", linestyle=":", linewidth=0.8)
+    axes.set(xlabel="training seconds (2 CPU cores)", ylabel="test error (%)", yscale="log", title="Time to accuracy")
+    axes.legend()
+    return figure
+
+
 def _grouped_bars(axes: Axes, series: dict[str, np.ndarray]) -> None:
     """One group of bars per position, one bar per series within it."""
     width = 0.8 / len(series)
