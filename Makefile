@@ -15,7 +15,7 @@ test: $(VENV)/installed  ## the whole test suite (slow tests included)
 ui: $(VENV)/installed  ## MLflow UI on the pipeline's store at 127.0.0.1:$(UI_PORT); prints the runs table's address
 	python -m pipeline ui --port $(UI_PORT)
 
-bench: $(VENV)/installed  ## the default recipe against the seed presets (about an hour on 2 cores) -> metrics/bench.json
+bench: $(VENV)/installed  ## the default recipe against the seed presets (about 35 min on 2 cores) -> metrics/bench.json
 	dvc repro preprocess
 	python bench/bench.py
 
