@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -35,7 +37,8 @@ def copy_repo(target: Path) -> None:
             shutil.copy2(REPO / name, target / name)
 
 
-def run(repo: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+def run(repo: Path, *command: str, check: bool = True, timeout_s: float = 900) -> subprocess.CompletedProcess:
+    """`command` in `repo`, failing the test (never hanging it) on a non-zero exit or after `timeout_s`."""
     env = os.environ | {
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "GIT_AUTHOR_NAME": "test",
@@ -43,7 +46,10 @@ def run(repo: Path, *command: str, check: bool = True) -> subprocess.CompletedPr
         "GIT_COMMITTER_NAME": "test",
         "GIT_COMMITTER_EMAIL": "test@localhost",
     }  # the stages' `python` is this interpreter
-    result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
+    try:
+        result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as timeout:
+        pytest.fail(f"{' '.join(command)} still running after {timeout_s:.0f} s:\n{timeout.stdout}\n{timeout.stderr}")
     if check and result.returncode != 0:
         pytest.fail(f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
@@ -149,12 +155,37 @@ def test_repro_runs_every_stage_and_tracks_everything_in_mlflow(repo):
     assert float((logreg.predict(images) == labels).mean()) == baseline_metrics["test_accuracy"]
 
 
+def wait_for_queue(repo: Path, timeout_s: float = 900) -> None:
+    """Poll `dvc queue status` until no task is queued or running; fail on a failed task or at the deadline.
+
+    Workers that stop while tasks are still queued are started again, the workaround DVC documents for
+    treeverse/dvc#10562.  (`dvc exp run --run-all` would wait forever on a task lost to a worker race.)
+    """
+    deadline = time.monotonic() + timeout_s
+    idle_polls = 0
+    while True:
+        status = run(repo, "dvc", "queue", "status").stdout
+        states = set(re.findall(r"\b(Queued|Running|Success|Failed)\s*$", status, re.MULTILINE))
+        workers = sum(map(int, re.search(r"Worker status: (\d+) active, (\d+) idle", status).groups()))
+        if "Failed" in states or time.monotonic() > deadline:
+            worker_logs = "\n".join(p.read_text() for p in (repo / ".dvc/tmp/exps/celery").glob("*.out"))
+            pytest.fail(f"the queue did not complete:\n{status}\nworker logs (tail):\n{worker_logs[-5000:]}")
+        if not states & {"Queued", "Running"}:
+            return
+        idle_polls = idle_polls + 1 if "Queued" in states and workers == 0 else 0
+        if idle_polls == 6:  # 30 s with work waiting and no worker: not one still starting
+            run(repo, "dvc", "queue", "start", "-j", "2")
+            idle_polls = 0
+        time.sleep(5)
+
+
 def test_queued_grid_with_two_workers_logs_every_experiment_then_promote_picks_the_best(repo):
     run(repo, "dvc", "repro")
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "baseline results")
     run(repo, "dvc", "exp", "run", "--queue", "-S", "train.batch_size=32,48")
-    run(repo, "dvc", "exp", "run", "--run-all", "-j", "2")
+    run(repo, "dvc", "queue", "start", "-j", "2")
+    wait_for_queue(repo)
     runs = runs_by_role(repo)
     experiments = [r for r in runs["cnn"] if "dvc_exp_name" in r.data.tags]
     assert len(experiments) == 2 and len(runs["baseline"]) == 1, "the baseline did not change: not rerun"
