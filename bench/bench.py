@@ -34,7 +34,7 @@ SEEDS = ("tiny", "simple", "lenet5", "bn", "deep")
 
 
 def seed_recipe(default: TrainParams, epochs: int) -> TrainParams:
-    """The seed projects' training: Adam 1e-3, batch 64, plateau schedule, early stopping, no augmentation."""
+    """The seed projects' training: Adam 1e-3, batch 64, plateau schedule, early stopping; no augmentation, no EMA."""
     return dataclasses.replace(
         default,
         epochs=epochs,
@@ -42,6 +42,7 @@ def seed_recipe(default: TrainParams, epochs: int) -> TrainParams:
         learning_rate=1e-3,
         lr_schedule="plateau",
         early_stopping_patience=3,
+        ema_momentum=0,
         augment=AugmentParams(enabled=False, rotation_deg=0, shift=0, zoom=0),
     )
 

@@ -23,7 +23,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from pipeline import paths, tracking
 from pipeline.files import atomic_write, save_json
 from pipeline.params import BaselineParams, load_params
-from pipeline.scoring import classification_metrics, inference_speed, mlflow_metrics, predictions_table
+from pipeline.scoring import classification_metrics, inference_speed, mlflow_metrics, save_predictions
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,7 @@ def main() -> None:
         with atomic_write(paths.BASELINE_MODEL) as tmp:
             joblib.dump(model, tmp)
         save_json(paths.BASELINE_METRICS, metrics | speed)
-        with atomic_write(paths.BASELINE_PREDICTIONS) as tmp:
-            predictions_table(actual, probabilities).to_csv(tmp, index=False, float_format="%.4f")
+        save_predictions(paths.BASELINE_PREDICTIONS, actual, probabilities)
 
         mlflow.log_metrics(mlflow_metrics(metrics) | speed)
         mlflow.log_artifact(str(paths.BASELINE_METRICS), artifact_path="metrics")

@@ -54,9 +54,11 @@ def report(table: pd.DataFrame, test: dict) -> str:
     verdict = "a real difference" if p_value < 0.05 else "no evidence of a difference"
     lines += [
         "",
-        f"On the same test images, {test['only_cnn_right']} are right only for the CNN and "
-        f"{test['only_baseline_right']} only for the baseline. McNemar's exact test: "
-        f"p {'< 1e-300' if p_value == 0 else f'= {p_value:.3g}'}, {verdict} at the 5% level.",
+        (
+            f"On the same test images, {test['only_cnn_right']} are right only for the CNN and "
+            f"{test['only_baseline_right']} only for the baseline. McNemar's exact test: "
+            f"p {'< 1e-300' if p_value == 0 else f'= {p_value:.3g}'}, {verdict} at the 5% level."
+        ),
     ]
     return "\n".join(lines) + "\n"
 

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import typing
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -196,7 +197,7 @@ def _pixels_from_floats(x: np.ndarray) -> np.ndarray:
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickles numpy arrays and nothing else, so a pickle can never run arbitrary code."""
 
-    _ALLOWED = {
+    _ALLOWED: typing.ClassVar[dict[tuple[str, str], object]] = {
         ("numpy.core.multiarray", "_reconstruct"): np.empty(0).__reduce__()[0],
         ("numpy._core.multiarray", "_reconstruct"): np.empty(0).__reduce__()[0],
         ("numpy", "ndarray"): np.ndarray,

@@ -19,7 +19,7 @@ from sklearn.metrics import classification_report
 from pipeline import paths, plots, tracking
 from pipeline.files import atomic_write, save_json
 from pipeline.params import load_params
-from pipeline.scoring import classification_metrics, inference_speed, mlflow_metrics, predictions_table
+from pipeline.scoring import classification_metrics, inference_speed, mlflow_metrics, save_predictions
 
 log = logging.getLogger(__name__)
 CANDIDATE_ALIAS = "candidate"
@@ -56,12 +56,10 @@ def main() -> None:
     probabilities = model.predict(images, batch_size=params.batch_size, verbose=0)
     metrics = classification_metrics(actual, probabilities)
     speed = inference_speed(model.predict_on_batch, images, params.batch_size, params.latency_runs)
-    table = predictions_table(actual, probabilities)
 
     save_json(paths.TEST_METRICS, metrics)
     save_json(paths.INFERENCE_SPEED, speed)
-    with atomic_write(paths.CNN_PREDICTIONS) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.4f")
+    table = save_predictions(paths.CNN_PREDICTIONS, actual, probabilities)
     with atomic_write(paths.CLASSIFICATION_REPORT) as tmp:
         tmp.write_text(classification_report(actual, table.predicted, digits=4, zero_division=0))
     for path, figure in figures(images, table, pd.read_csv(paths.HISTORY), params.grid_size).items():

@@ -112,6 +112,7 @@ class TrainParams:
     learning_rate: float = check(lambda v: 0 < v < 1, "a learning rate in (0, 1)")
     lr_schedule: Literal["one_cycle", "plateau", "constant"]
     warmup_fraction: float = check(lambda v: 0 <= v < 1, "a fraction of the training steps in [0, 1)")
+    ema_momentum: float = check(lambda v: 0 <= v < 1, "a momentum in [0, 1) (0 = no weight averaging)")
     plateau_factor: float = check(lambda v: 0 < v < 1, "a factor in (0, 1)")
     plateau_patience: int = check(lambda v: v >= 1, "a number of epochs >= 1")
     early_stopping_patience: int = check(lambda v: v >= 0, "a number of epochs >= 0 (0 = never stop early)")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import classification_report, log_loss
+
+from pipeline.files import atomic_write
 
 
 def classification_metrics(actual: np.ndarray, probabilities: np.ndarray) -> dict:
@@ -39,6 +42,14 @@ def predictions_table(actual: np.ndarray, probabilities: np.ndarray) -> pd.DataF
     return pd.DataFrame(
         {"actual": actual, "predicted": probabilities.argmax(axis=1), "confidence": probabilities.max(axis=1)}
     )
+
+
+def save_predictions(path: Path, actual: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
+    """Writes the predictions table as CSV (what `dvc plots` reads for the confusion matrix); returns it."""
+    table = predictions_table(actual, probabilities)
+    with atomic_write(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.4f")
+    return table
 
 
 def inference_speed(

