@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib import ticker
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
@@ -41,6 +42,7 @@ def training_curves(history: pd.DataFrame) -> Figure:
     error.axvline(best["epoch"], color="grey", linestyle=":", label=f"best (epoch {int(best['epoch'])})")
     error.set(xlabel="epoch", ylabel="%", yscale="log", title="error rate")
     loss.set(xlabel="epoch", yscale="log", title="loss")
+    _plain_log_ticks(error, loss)
     rate.plot(history["epoch"], history["learning_rate"], marker=".")
     rate.set(xlabel="epoch", title="learning rate (at epoch end)")
     error.legend()
@@ -84,6 +86,7 @@ def comparison(error_rates: pd.DataFrame) -> Figure:
         yscale="log",
     )
     axes.set_title("Test error per digit")
+    _plain_log_ticks(axes)
     axes.legend()
     return figure
 
@@ -97,7 +100,18 @@ def time_to_accuracy(results: list[dict], thresholds: tuple[float, ...]) -> Figu
         axes.plot(curve.seconds, 100 * (1 - curve.test_accuracy), marker=".", label=result["arch"])
     for threshold in thresholds:
         axes.axhline(100 * (1 - threshold), color="grey", linestyle=":", linewidth=0.8)
+        axes.annotate(
+            f"{100 * threshold:g}%",
+            (1, 100 * (1 - threshold)),
+            xycoords=("axes fraction", "data"),
+            xytext=(-4, 2),
+            textcoords="offset points",
+            ha="right",
+            color="grey",
+            fontsize=8,
+        )
     axes.set(xlabel="training seconds (2 CPU cores)", ylabel="test error (%)", yscale="log", title="Time to accuracy")
+    _plain_log_ticks(axes)
     axes.legend()
     return figure
 
@@ -108,3 +122,15 @@ def _grouped_bars(axes: Axes, series: dict[str, np.ndarray]) -> None:
     for i, (label, values) in enumerate(series.items()):
         offset = (i - (len(series) - 1) / 2) * width
         axes.bar(np.arange(len(values)) + offset, values, width, label=label)
+
+
+def _plain_log_ticks(*axes: Axes) -> None:
+    """Log-scale y ticks as plain numbers (0.1, 0.2, 0.5, 1, 2, 5, 10), not powers of ten."""
+    for each in axes:
+        each.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        each.yaxis.set_minor_formatter(ticker.FuncFormatter(_two_and_five))
+
+
+def _two_and_five(value: float, _position: int) -> str:
+    """Labels the minor ticks at 2 and 5 times a power of ten only, so labels never crowd."""
+    return f"{value:g}" if round(value / 10 ** math.floor(math.log10(value))) in (2, 5) else ""
