@@ -16,12 +16,17 @@ STAGES = {
     "train": "fit the CNN named by model.arch, open its MLflow run -> models/cnn.keras",
     "evaluate": "test metrics, speed, confusion matrix and figures, logged to the CNN's run",
     "baseline": "logistic regression on the same split, its own MLflow run",
+    "export": "the CNN as ONNX, checked against Keras on the test set -> models/cnn.onnx",
+    "photos": "test digits rendered as photos, read back through predict: accuracy vs MNIST's",
     "compare": "CNN vs baseline: table, McNemar's test, plot, logged to both runs",
 }
 COMMANDS = {
     "promote": "alias the best evaluated CNN version (test accuracy) as 'champion' in the model registry",
     "ui": "serve the MLflow UI on the pipeline's store and print the runs table's address",
+    "predict": "the digit in each image file (PNG, JPEG, BMP, GIF, ...), normalised as MNIST was made",
+    "draw": "a web page to draw a digit on and watch the model's prediction live",
 }
+MODEL_HELP = "a .keras or .onnx file, or an MLflow URI like models:/mnist-cnn@champion (default: models/cnn.onnx)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,20 +34,29 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="stage", required=True, metavar="stage")
     for stage, summary in (STAGES | COMMANDS).items():
         commands.add_parser(stage, help=summary, description=summary)
-    ui = commands.choices["ui"]
-    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
-    ui.add_argument("--port", type=int, default=5000)
+    for server, port in (("ui", 5000), ("draw", 8000)):
+        command = commands.choices[server]
+        command.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
+        command.add_argument("--port", type=int, default=port, help="(default: %(default)s)")
+    predict = commands.choices["predict"]
+    predict.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or quoted globs")
+    formats = predict.add_mutually_exclusive_group()
+    formats.add_argument("--json", dest="output", action="store_const", const="json", default="table")
+    formats.add_argument("--csv", dest="output", action="store_const", const="csv")
+    for command in (predict, commands.choices["draw"]):
+        command.add_argument("--model", help=MODEL_HELP)
     options = vars(parser.parse_args(argv))
     stage = options.pop("stage")
     logging.basicConfig(level=logging.INFO, format="%(module)s: %(message)s", stream=sys.stderr)
     try:
-        importlib.import_module(f"pipeline.{stage}").main(**options)
+        status = importlib.import_module(f"pipeline.{stage}").main(**options) or 0
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    print(f"{stage}: peak memory {peak_mib:.0f} MiB", file=sys.stderr)
-    return 0
+    if stage in STAGES:
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+        print(f"{stage}: peak memory {peak_mib:.0f} MiB", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

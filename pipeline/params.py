@@ -129,6 +129,23 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class ExportParams:
+    """export stage: the CNN as ONNX, and how closely it must match Keras on the test set."""
+
+    opset: int = check(lambda v: 13 <= v <= 21, "an ONNX opset version in [13, 21]")
+    min_agreement: float = check(lambda v: 0 < v <= 1, "a share of test images in (0, 1]")
+    max_accuracy_gap: float = check(lambda v: 0 <= v < 1, "an accuracy difference in [0, 1)")
+
+
+@dataclass(frozen=True)
+class PhotosParams:
+    """photos stage: test digits rendered as photos, read back through `predict`."""
+
+    seed: int
+    count: int = check(lambda v: v >= 1, "a number of test images >= 1")
+
+
+@dataclass(frozen=True)
 class BaselineParams:
     """baseline stage: multinomial logistic regression on the pixels."""
 
@@ -157,6 +174,8 @@ class Params:
     model: ModelParams
     train: TrainParams
     evaluate: EvaluateParams
+    export: ExportParams
+    photos: PhotosParams
     baseline: BaselineParams
     mlflow: MlflowParams
 

@@ -33,6 +33,12 @@ BASELINE_RUN = Path("reports/mlflow_runs/baseline.json")
 BASELINE_METRICS = Path("metrics/baseline.json")
 BASELINE_PREDICTIONS = Path("reports/baseline_predictions.csv")
 
+ONNX_MODEL = Path("models/cnn.onnx")
+EXPORT_METRICS = Path("metrics/export.json")
+
+PHOTOS_METRICS = Path("metrics/photos.json")
+PHOTOS_PLOT = Path("reports/photos.png")
+
 COMPARE_METRICS = Path("metrics/compare.json")
 COMPARISON_REPORT = Path("reports/comparison.md")
 COMPARISON_PLOT = Path("reports/comparison.png")

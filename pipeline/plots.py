@@ -73,6 +73,21 @@ def digit_grid(images: np.ndarray, captions: list[str], wrong: np.ndarray, title
     return figure
 
 
+def photos(photos: list[np.ndarray], digits: list[np.ndarray], captions: list[str]) -> Figure:
+    """Photos in a row, each scaled to fit its cell, above the 28x28 digit normalised from it."""
+    figure = Figure(figsize=(2 * len(photos), 4.2), layout="constrained")
+    cells = np.asarray(figure.subplots(2, len(photos))).reshape(2, -1)
+    for above, below, photo, digit, caption in zip(*cells, photos, digits, captions, strict=True):
+        above.imshow(photo)
+        above.set_title(f"{photo.shape[1]}x{photo.shape[0]} JPEG", fontsize=9)
+        below.imshow(digit, cmap="gray_r", vmin=0, vmax=255)
+        below.set_title(caption, fontsize=9)
+    for axes in figure.axes:
+        axes.set_axis_off()
+    figure.suptitle("Test digits photographed (rendered), and what predict makes of them")
+    return figure
+
+
 def comparison(error_rates: pd.DataFrame) -> Figure:
     """Test error rate per digit (rows), one bar per model (columns), on a log scale."""
     figure = Figure(figsize=(8, 3.5), layout="constrained")

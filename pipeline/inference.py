@@ -1,0 +1,73 @@
+"""A model loaded for inference, whatever its form: a .keras file, its ONNX export, or an MLflow URI.
+
+Every form becomes a `Predictor`: uint8 images (N, 28, 28) in, probabilities (N, 10) out.  The ONNX
+path never imports TensorFlow, so `predict` with the export starts in a fraction of a second; Keras
+and MLflow are imported only when a model needs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import PipelineError, one_line, paths
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+REGISTRY_SCHEMES = ("models:/", "runs:/")
+
+
+def default_model() -> Path:
+    """The pipeline's ONNX export when the export stage has run, else its Keras model."""
+    return paths.ONNX_MODEL if paths.ONNX_MODEL.exists() else paths.CNN_MODEL
+
+
+def load_predictor(model: str | Path) -> Predictor:
+    """A predictor for `model`: a .keras or .onnx path, or an MLflow URI like models:/mnist-cnn@champion."""
+    if str(model).startswith(REGISTRY_SCHEMES):
+        return _mlflow_predictor(str(model))
+    path = Path(model)
+    if not path.is_file():
+        raise PipelineError(f"{path}: no such model file (run dvc repro, or pass --model)")
+    if path.suffix == ".onnx":
+        return onnx_predictor(path)
+    if path.suffix == ".keras":
+        import keras  # noqa: PLC0415 (TensorFlow takes seconds to import; only Keras models need it)
+
+        return keras_predictor(keras.saving.load_model(path, safe_mode=True))
+    raise PipelineError(f"{path}: expected a .keras or .onnx model file, or an MLflow URI (models:/<name>@<alias>)")
+
+
+def onnx_predictor(path: Path) -> Predictor:
+    """ONNX Runtime on the CPU, for a model whose single input takes float pixels (N, 28, 28)."""
+    import onnxruntime  # noqa: PLC0415 (as keras above: only ONNX models need it)
+
+    try:
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    except Exception as error:  # noqa: BLE001 (onnxruntime raises its own unrelated classes)
+        raise PipelineError(f"{path}: not a loadable ONNX model ({one_line(error)})") from None
+    (source,) = session.get_inputs()
+    return lambda images: session.run(None, {source.name: images.astype(np.float32)})[0]
+
+
+def keras_predictor(model) -> Predictor:  # noqa: ANN001 (a keras.Model; annotating would import Keras)
+    return lambda images: np.asarray(model.predict_on_batch(images.astype(np.float32)))
+
+
+def predict_in_batches(predictor: Predictor, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """`predictor` over `images`, `batch_size` at a time (bounded memory for any number of images)."""
+    return np.concatenate([predictor(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+
+
+def _mlflow_predictor(uri: str) -> Predictor:
+    import mlflow  # noqa: PLC0415
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+    from pipeline import tracking  # noqa: PLC0415 (imports MLflow)
+
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    try:
+        return keras_predictor(mlflow.keras.load_model(uri))
+    except (MlflowException, OSError) as error:
+        raise PipelineError(f"{uri}: cannot load from {tracking.tracking_uri()} ({one_line(error)})") from None
