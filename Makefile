@@ -3,17 +3,26 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test ui bench bench-quick clean
+.PHONY: repro test ui draw serve bench bench-quick chromium clean
 UI_PORT ?= 5000
+DRAW_PORT ?= 8000
+SERVE_PORT ?= 5001
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 repro: $(VENV)/installed  ## run the pipeline: data, CNN, baseline, comparison
 	dvc repro
 
-test: $(VENV)/installed  ## the whole test suite (slow tests included)
+test: $(VENV)/installed chromium  ## the whole test suite (slow tests included)
 	python -m pytest
 
 ui: $(VENV)/installed  ## MLflow UI on the pipeline's store at 127.0.0.1:$(UI_PORT); prints the runs table's address
 	python -m pipeline ui --port $(UI_PORT)
+
+draw: $(VENV)/installed  ## a page to draw a digit on and watch the prediction live, at 127.0.0.1:$(DRAW_PORT)
+	python -m pipeline draw --port $(DRAW_PORT)
+
+serve: $(VENV)/installed  ## the registry's champion CNN over REST (mlflow models serve) at 127.0.0.1:$(SERVE_PORT)
+	python -m pipeline serve --port $(SERVE_PORT)
 
 bench: $(VENV)/installed  ## the default recipe against the seed presets (about 35 min on 2 cores) -> metrics/bench.json
 	dvc repro preprocess
@@ -27,6 +36,9 @@ $(VENV)/installed: requirements.txt
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
+
+chromium:  ## Debian's chromium, for the draw page's browser test (installed with apt when missing)
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 clean:  ## remove outputs that dvc repro recreates (the download cache stays)
 	rm -rf data/raw data/processed models

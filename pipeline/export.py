@@ -45,7 +45,11 @@ def parity(actual: np.ndarray, reference: np.ndarray, exported: np.ndarray) -> d
 
 def main() -> None:
     all_params = load_params()
-    params, batch_size, latency_runs = all_params.export, all_params.evaluate.batch_size, all_params.evaluate.latency_runs
+    params, batch_size, latency_runs = (
+        all_params.export,
+        all_params.evaluate.batch_size,
+        all_params.evaluate.latency_runs,
+    )
     images, actual = paths.load_split("test")
     model = inference_model(keras.saving.load_model(paths.CNN_MODEL, safe_mode=True))
     reference = keras_predictor(model)

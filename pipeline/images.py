@@ -93,7 +93,9 @@ def _ink(grey: np.ndarray) -> np.ndarray:
     """How much ink each pixel holds, 0 = background: the border's median is taken as the background,
     and a light background means dark ink."""
     width = max(1, min(grey.shape) // 20)
-    border = np.concatenate([grey[:width].ravel(), grey[-width:].ravel(), grey[:, :width].ravel(), grey[:, -width:].ravel()])
+    border = np.concatenate(
+        [grey[:width].ravel(), grey[-width:].ravel(), grey[:, :width].ravel(), grey[:, -width:].ravel()]
+    )
     background = float(np.median(border))
     ink = background - grey if background > 0.5 else grey - background
     if ink.max() < MIN_CONTRAST:
@@ -104,7 +106,7 @@ def _ink(grey: np.ndarray) -> np.ndarray:
 def _digit_mask(ink: np.ndarray) -> np.ndarray:
     """The pixels of the digit: above Otsu's threshold, in blobs not much smaller than the largest."""
     mask = ink > _otsu_threshold(ink)
-    blobs, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    blobs, _ = ndimage.label(mask, structure=np.ones((3, 3)))
     sizes = np.bincount(blobs.ravel())[1:]
     keep = np.flatnonzero(sizes >= MIN_BLOB * sizes.max()) + 1
     return np.isin(blobs, keep)

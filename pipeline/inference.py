@@ -33,7 +33,7 @@ def load_predictor(model: str | Path) -> Predictor:
     if path.suffix == ".onnx":
         return onnx_predictor(path)
     if path.suffix == ".keras":
-        import keras  # noqa: PLC0415 (TensorFlow takes seconds to import; only Keras models need it)
+        import keras  # TensorFlow takes seconds to import; only Keras models need it
 
         return keras_predictor(keras.saving.load_model(path, safe_mode=True))
     raise PipelineError(f"{path}: expected a .keras or .onnx model file, or an MLflow URI (models:/<name>@<alias>)")
@@ -41,7 +41,7 @@ def load_predictor(model: str | Path) -> Predictor:
 
 def onnx_predictor(path: Path) -> Predictor:
     """ONNX Runtime on the CPU, for a model whose single input takes float pixels (N, 28, 28)."""
-    import onnxruntime  # noqa: PLC0415 (as keras above: only ONNX models need it)
+    import onnxruntime  # as keras above: only ONNX models need it
 
     try:
         session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
@@ -51,7 +51,7 @@ def onnx_predictor(path: Path) -> Predictor:
     return lambda images: session.run(None, {source.name: images.astype(np.float32)})[0]
 
 
-def keras_predictor(model) -> Predictor:  # noqa: ANN001 (a keras.Model; annotating would import Keras)
+def keras_predictor(model) -> Predictor:  # model: a keras.Model (not annotated: that would import Keras)
     return lambda images: np.asarray(model.predict_on_batch(images.astype(np.float32)))
 
 
@@ -61,10 +61,10 @@ def predict_in_batches(predictor: Predictor, images: np.ndarray, batch_size: int
 
 
 def _mlflow_predictor(uri: str) -> Predictor:
-    import mlflow  # noqa: PLC0415
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+    import mlflow
+    from mlflow.exceptions import MlflowException
 
-    from pipeline import tracking  # noqa: PLC0415 (imports MLflow)
+    from pipeline import tracking  # imports MLflow
 
     mlflow.set_tracking_uri(tracking.tracking_uri())
     try:

@@ -51,7 +51,9 @@ def predict(files: list[Path], predictor: Predictor) -> list[dict]:
             rows.append({"file": str(path), "error": str(error)})
     readable = [row for row in rows if "error" not in row]
     if readable:
-        for row, probabilities in zip(readable, predict_in_batches(predictor, np.stack(digits), BATCH_SIZE), strict=True):
+        for row, probabilities in zip(
+            readable, predict_in_batches(predictor, np.stack(digits), BATCH_SIZE), strict=True
+        ):
             top = np.argsort(probabilities)[::-1][:TOP]
             row["digit"], row["confidence"] = int(top[0]), float(probabilities[top[0]])
             row["top3"] = [[int(d), round(float(probabilities[d]), 6)] for d in top]
@@ -68,7 +70,9 @@ def render(rows: list[dict], output: str) -> str:
         writer.writeheader()
         for row in rows:
             top = " ".join(f"{d}:{p:.4f}" for d, p in row.get("top3", []))
-            writer.writerow(row | {"top3": top} | ({"confidence": f"{row['confidence']:.4f}"} if "digit" in row else {}))
+            writer.writerow(
+                row | {"top3": top} | ({"confidence": f"{row['confidence']:.4f}"} if "digit" in row else {})
+            )
         return buffer.getvalue().rstrip("\n")
     predicted = [row for row in rows if "error" not in row]
     width = max([len("file"), *(len(row["file"]) for row in predicted)])

@@ -70,8 +70,8 @@ def digit_model(tmp_path_factory) -> SimpleNamespace:
     It really reads digits (over 95% right on typeset digits it never saw), so tests of predict, the
     export, the REST server and the draw page can check answers, not just shapes.
     """
-    from pipeline import export, train  # noqa: PLC0415 (TensorFlow: only for the tests that need it)
-    from pipeline.params import load_params  # noqa: PLC0415
+    from pipeline import export, train  # TensorFlow: only for the tests that need it
+    from pipeline.params import load_params
 
     params = load_params(REPO / "params.yaml")
     recipe = dataclasses.replace(params.train, epochs=4, batch_size=64, ema_momentum=0.0, early_stopping_patience=0)

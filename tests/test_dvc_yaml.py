@@ -34,6 +34,8 @@ def test_declared_outputs_match_the_code():
     assert _outs(DVC["stages"]["compare"]) == {
         str(p) for p in (paths.COMPARE_METRICS, paths.COMPARISON_REPORT, paths.COMPARISON_PLOT)
     }
+    assert _outs(DVC["stages"]["export"]) == {str(paths.ONNX_MODEL), str(paths.EXPORT_METRICS)}
+    assert _outs(DVC["stages"]["photos"]) == {str(paths.PHOTOS_METRICS), str(paths.PHOTOS_PLOT)}
     assert _outs(DVC["stages"]["download"]) == {str(paths.RAW_DATA), str(paths.RAW_MANIFEST)}
     assert _outs(DVC["stages"]["preprocess"]) == {str(paths.split_file(s)) for s in paths.SPLITS} | {
         str(paths.DATA_METRICS),
@@ -41,7 +43,14 @@ def test_declared_outputs_match_the_code():
     }
 
 
-SECTION_OF_STAGE = {"download": "data", "preprocess": "preprocess", "train": "train", "evaluate": "evaluate"}
+SECTION_OF_STAGE = {
+    "download": "data",
+    "preprocess": "preprocess",
+    "train": "train",
+    "evaluate": "evaluate",
+    "export": "export",
+    "photos": "photos",
+}
 
 
 def test_each_stage_declares_exactly_the_keys_of_its_section():

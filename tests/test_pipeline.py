@@ -14,6 +14,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
+from PIL import Image
 
 from pipeline import paths
 from pipeline.files import content_digest, load_npz
@@ -70,6 +71,7 @@ def repo(tmp_path, http_server, repo_params) -> Path:
     repo_params["model"]["arch"] = "tiny"
     repo_params["train"] |= {"epochs": 1, "batch_size": 64}
     repo_params["evaluate"] |= {"batch_size": 100, "latency_runs": 5}
+    repo_params["photos"]["count"] = 30
     repo = tmp_path / "repo"
     copy_repo(repo)
     (repo / "params.yaml").write_text(yaml.safe_dump(repo_params, sort_keys=False))
@@ -140,8 +142,15 @@ def test_repro_runs_every_stage_and_tracks_everything_in_mlflow(repo):
         "reports/training_curves.png",
         "reports/cnn_predictions.csv",
         "reports/comparison.md",
+        "reports/photos.png",
         "metrics/test.json",
     } <= artifacts
+    assert [a.path for a in client.list_artifacts(cnn.info.run_id, "export")] == ["export/cnn.onnx"]
+    export_metrics = json.loads((repo / paths.EXPORT_METRICS).read_text())
+    assert export_metrics["agreement"] >= 0.999 and export_metrics["onnx_accuracy"] == test_metrics["test_accuracy"]
+    assert cnn.data.metrics["export_agreement"] == export_metrics["agreement"]
+    photos = json.loads((repo / paths.PHOTOS_METRICS).read_text())
+    assert photos["images"] == 30 and cnn.data.metrics["photo_accuracy"] == photos["photo_accuracy"]
 
     baseline_metrics = json.loads((repo / paths.BASELINE_METRICS).read_text())
     assert baseline.data.metrics["test_accuracy"] == baseline_metrics["test_accuracy"]
@@ -155,6 +164,13 @@ def test_repro_runs_every_stage_and_tracks_everything_in_mlflow(repo):
     assert accuracy == test_metrics["test_accuracy"]
     logreg = mlflow.sklearn.load_model("models:/mnist-logreg/1")
     assert float((logreg.predict(images) == labels).mean()) == baseline_metrics["test_accuracy"]
+
+    Image.fromarray(255 - images[0]).save(repo / "digit.png")  # dark on light, as a user's scan
+    predicted = run(repo, "python", "-m", "pipeline", "predict", "digit.png", "--json")  # the default model: the export
+    expected = json.loads(
+        run(repo, "python", "-m", "pipeline", "predict", "digit.png", "--json", "--model", "models/cnn.keras").stdout
+    )
+    assert json.loads(predicted.stdout)[0]["digit"] == expected[0]["digit"]
 
 
 def wait_for_queue(repo: Path, timeout_s: float = 900) -> None:

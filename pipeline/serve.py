@@ -1,0 +1,25 @@
+"""`python -m pipeline serve`: the registered CNN over REST, with `mlflow models serve`, on the pipeline's store.
+
+Serves `models:/<mlflow.cnn_model_name>@<alias>` (champion by default; `promote` sets it) from
+MLFLOW_TRACKING_URI or the embedded store, in this environment (`--env-manager local`).  Send
+`POST /invocations` with `{"inputs": <images (N, 28, 28), 0-255>}`; the answer is
+`{"predictions": <probabilities (N, 10)>}`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from pipeline import tracking
+from pipeline.params import load_params
+
+
+def main(host: str = "127.0.0.1", port: int = 5001, alias: str = "champion") -> None:
+    model = f"models:/{load_params().mlflow.cnn_model_name}@{alias}"
+    print(f"Serving {model} from {tracking.tracking_uri()} at http://{host}:{port}/invocations", flush=True)
+    command = ["mlflow", "models", "serve", "-m", model, "--env-manager", "local", "--host", host, "--port", str(port)]
+    os.environ["MLFLOW_TRACKING_URI"] = tracking.tracking_uri()
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # its uvicorn
+    os.execv(sys.executable, [sys.executable, "-m", *command])

@@ -1,0 +1,141 @@
+"""`python -m pipeline predict`: real images in, digits out, for every model form and output format."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from pipeline import PipelineError
+from pipeline.inference import load_predictor
+from pipeline.photos import photograph
+from pipeline.predict import image_files, predict
+from tests.digits import font_mnist
+from tests.mnist_files import REPO
+
+pytestmark = pytest.mark.slow  # trains the digit model once per session (about 20 s)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> tuple[list, np.ndarray]:
+    """40 typeset digits the model never saw, photographed as the photos stage does (JPEG, any size and place)."""
+    folder = tmp_path_factory.mktemp("photos")
+    digits, labels = font_mnist(40, seed=7)
+    rng = np.random.default_rng(7)
+    files = []
+    for i, digit in enumerate(digits):
+        files.append(folder / f"{i:02d}.jpg")
+        photograph(digit, rng).save(files[-1], quality=80)
+    return files, labels
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "predict", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_photos_are_read_right(digit_model, photos):
+    files, labels = photos
+    rows = predict(files, load_predictor(digit_model.onnx_path))
+    assert np.mean([row["digit"] for row in rows] == labels) >= 0.9
+    for row in rows:
+        assert row["top3"][0] == [row["digit"], pytest.approx(row["confidence"], abs=1e-6)]
+        assert row["confidence"] >= row["top3"][1][1] >= row["top3"][2][1]
+
+
+def test_keras_and_onnx_models_give_the_same_answers(digit_model, photos):
+    files, _ = photos
+    by_keras = predict(files, load_predictor(digit_model.keras_path))
+    by_onnx = predict(files, load_predictor(digit_model.onnx_path))
+    assert [row["digit"] for row in by_keras] == [row["digit"] for row in by_onnx]
+    assert np.allclose([row["confidence"] for row in by_keras], [row["confidence"] for row in by_onnx], atol=1e-4)
+
+
+def test_cli_predicts_the_readable_files_and_fails_for_the_others(digit_model, photos, tmp_path):
+    files, labels = photos
+    (tmp_path / "notes.png").write_text("not an image")
+    folder = files[0].parent
+    result = _cli(str(folder), str(tmp_path / "notes.png"), "--json", "--model", str(digit_model.onnx_path))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'notes.png'}: not a readable image (cannot identify image file '{tmp_path / 'notes.png'}')"
+    ]
+    rows = json.loads(result.stdout)
+    assert [row["file"] for row in rows] == [*map(str, files), str(tmp_path / "notes.png")]
+    assert np.mean([row["digit"] for row in rows[:-1]] == labels) >= 0.9
+    assert set(rows[-1]) == {"file", "error"}
+
+
+def test_cli_table_and_csv(digit_model, photos):
+    files, _ = photos
+    table = _cli(*map(str, files[:3]), "--model", str(digit_model.onnx_path))
+    assert table.returncode == 0, table.stderr
+    header, *lines = table.stdout.splitlines()
+    assert header.split() == ["file", "digit", "confidence", "top", "3"] and len(lines) == 3
+    assert all(
+        line.startswith(str(f)) and line.rstrip().endswith("%") for line, f in zip(lines, files[:3], strict=True)
+    )
+    quoted_glob = str(files[0].parent / "0*.jpg")  # the shell would expand it; predict does when quoted
+    rows = list(csv.DictReader(io.StringIO(_cli(quoted_glob, "--csv", "--model", str(digit_model.onnx_path)).stdout)))
+    assert [row["file"] for row in rows] == [str(f) for f in files if f.name.startswith("0")]
+    assert all(row["digit"] == row["top3"].split()[0].split(":")[0] and row["error"] == "" for row in rows)
+
+
+def test_an_mlflow_registry_uri_loads_the_registered_model(digit_model, photos, tmp_path, monkeypatch):
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("digits")
+    with mlflow.start_run():
+        info = mlflow.keras.log_model(digit_model.model, name="model", registered_model_name="digits")
+    mlflow.MlflowClient().set_registered_model_alias("digits", "champion", info.registered_model_version)
+    files, _ = photos
+    by_uri = predict(files[:10], load_predictor("models:/digits@champion"))
+    by_file = predict(files[:10], load_predictor(digit_model.keras_path))
+    assert [row["digit"] for row in by_uri] == [row["digit"] for row in by_file]
+    with pytest.raises(PipelineError, match="models:/digits@nobody: cannot load from sqlite"):
+        load_predictor("models:/digits@nobody")
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("missing.keras", "missing.keras: no such model file"),
+        ("params.yaml", "params.yaml: expected a .keras or .onnx"),
+    ],
+)
+def test_bad_model_is_one_line_and_exit_1(model, expected, photos):
+    files, _ = photos
+    result = _cli(str(files[0]), "--model", model)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: {expected}")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_no_images_found_is_an_error(tmp_path):
+    result = _cli(str(tmp_path))
+    assert result.returncode == 1 and f"error: no image files in {tmp_path}" in result.stderr
+
+
+def test_image_files_expands_folders_recursively_and_keeps_files_as_given(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for name in ("a/2.PNG", "a/b/1.jpg", "a/readme.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert image_files([str(tmp_path / "a"), "given.txt"]) == [
+        tmp_path / "a/2.PNG",
+        tmp_path / "a/b/1.jpg",
+        Path("given.txt"),
+    ]

@@ -1,0 +1,92 @@
+"""The registered model served over REST by `mlflow models serve`, for real: start, ask, check, stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from tests.digits import font_mnist
+
+pytestmark = pytest.mark.slow
+STARTUP_S = 180
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"mlflow models serve exited {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/ping", timeout=5):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(1)
+    pytest.fail(f"mlflow models serve not answering after {STARTUP_S} s:\n{log.read_text()[-3000:]}")
+
+
+def test_registered_model_serves_predictions_over_rest(digit_model, tmp_path, monkeypatch):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    mlflow.set_tracking_uri(store)
+    mlflow.set_experiment("serve")
+    images, labels = font_mnist(50, seed=11)
+    with mlflow.start_run():
+        info = mlflow.keras.log_model(
+            digit_model.model,
+            name="model",
+            signature=mlflow.models.infer_signature(
+                images[:2].astype("float32"), digit_model.model.predict(images[:2], verbose=0)
+            ),
+            registered_model_name="digits",
+        )
+    mlflow.MlflowClient().set_registered_model_alias("digits", "champion", info.registered_model_version)
+
+    url, log = f"http://127.0.0.1:{_free_port()}", tmp_path / "serve.log"
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        "models:/digits@champion",
+        "--env-manager",
+        "local",
+    ]
+    command += ["--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1]]
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # its uvicorn
+    with open(log, "w") as output:
+        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        _wait_until_up(url, server, log)
+        request = urllib.request.Request(
+            f"{url}/invocations",
+            data=json.dumps({"inputs": images.tolist()}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            served = np.array(json.loads(response.read())["predictions"])
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    assert served.shape == (50, 10)
+    assert np.array_equal(served.argmax(1), digit_model.model.predict(images, verbose=0).argmax(1))
+    assert np.mean(served.argmax(1) == labels) >= 0.9
