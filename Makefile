@@ -9,7 +9,7 @@ DRAW_PORT ?= 8000
 SERVE_PORT ?= 5001
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-repro: $(VENV)/installed  ## run the pipeline: data, CNN, baseline, comparison
+repro: $(VENV)/installed  ## run the pipeline: data, CNN, ONNX export, photo check, baseline, comparison
 	dvc repro
 
 test: $(VENV)/installed chromium  ## the whole test suite (slow tests included)
