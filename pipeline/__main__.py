@@ -8,7 +8,7 @@ import logging
 import resource
 import sys
 
-from pipeline import PipelineError
+from pipeline import PipelineError, one_line
 
 STAGES = {
     "download": "fetch MNIST from the first source that verifies -> data/raw/mnist.npz",
@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         status = importlib.import_module(f"pipeline.{stage}").main(**options) or 0
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # a full disk, an unwritable or missing file: its errno says which, in one line
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 1
     if stage in STAGES:
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

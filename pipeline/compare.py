@@ -72,7 +72,7 @@ def main() -> None:
     cnn = (
         _read(paths.TEST_METRICS) | _read(paths.TRAIN_METRICS) | _read(paths.TRAIN_SPEED) | _read(paths.INFERENCE_SPEED)
     )
-    baseline = _read(paths.BASELINE_METRICS)
+    baseline = _read(paths.BASELINE_METRICS) | _read(paths.BASELINE_SPEED)
     cnn_predictions, baseline_predictions = pd.read_csv(paths.CNN_PREDICTIONS), pd.read_csv(paths.BASELINE_PREDICTIONS)
     if not cnn_predictions["actual"].equals(baseline_predictions["actual"]):
         raise PipelineError(

@@ -52,7 +52,7 @@ def main() -> None:
     all_params = load_params()
     params, experiment = all_params.evaluate, all_params.mlflow.experiment
     images, actual = paths.load_split("test")
-    model = keras.saving.load_model(paths.CNN_MODEL)
+    model = keras.saving.load_model(paths.CNN_MODEL, safe_mode=True)
     probabilities = model.predict(images, batch_size=params.batch_size, verbose=0)
     metrics = classification_metrics(actual, probabilities)
     speed = inference_speed(model.predict_on_batch, images, params.batch_size, params.latency_runs)

@@ -35,7 +35,10 @@ def load_predictor(model: str | Path) -> Predictor:
     if path.suffix == ".keras":
         import keras  # TensorFlow takes seconds to import; only Keras models need it
 
-        return keras_predictor(keras.saving.load_model(path, safe_mode=True))
+        try:
+            return keras_predictor(keras.saving.load_model(path, safe_mode=True))  # no code from the file is run
+        except (ValueError, OSError, TypeError) as error:
+            raise PipelineError(f"{path}: not a loadable Keras model ({one_line(error)})") from None
     raise PipelineError(f"{path}: expected a .keras or .onnx model file, or an MLflow URI (models:/<name>@<alias>)")
 
 

@@ -31,10 +31,12 @@ CURVES_PLOT = Path("reports/training_curves.png")
 BASELINE_MODEL = Path("models/baseline.joblib")
 BASELINE_RUN = Path("reports/mlflow_runs/baseline.json")
 BASELINE_METRICS = Path("metrics/baseline.json")
+BASELINE_SPEED = Path("metrics/baseline_speed.json")
 BASELINE_PREDICTIONS = Path("reports/baseline_predictions.csv")
 
 ONNX_MODEL = Path("models/cnn.onnx")
 EXPORT_METRICS = Path("metrics/export.json")
+EXPORT_SPEED = Path("metrics/export_speed.json")
 
 PHOTOS_METRICS = Path("metrics/photos.json")
 PHOTOS_PLOT = Path("reports/photos.png")

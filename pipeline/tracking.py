@@ -4,6 +4,11 @@ The store is MLFLOW_TRACKING_URI when set, else `sqlite:///<repo root>/mlflow.db
 `<repo root>/mlartifacts`, so `mlflow ui` at the repo root shows every run.  The repo root comes
 from DVC_ROOT when DVC runs the stage: `dvc exp run --queue/--temp` executes in a copy under
 .dvc/tmp/exps, where a relative path would lose the run.
+
+A store that cannot be used (a tracking server that is down, a locked or read-only database) stops
+a stage in one line before any work.  Runs record the process and host that hold them open, so a
+run whose process was killed (SIGKILL, power loss) is marked KILLED by the next stage on that host
+instead of showing as running forever.
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ import fcntl
 import json
 import logging
 import os
+import socket
 import subprocess
+import urllib.error
+import urllib.request
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +32,14 @@ import mlflow
 import numpy as np
 import yaml
 from mlflow.exceptions import MlflowException
+from sqlalchemy.exc import SQLAlchemyError
 
+from pipeline import PipelineError, one_line
 from pipeline.files import content_digest, save_json
 
 log = logging.getLogger(__name__)
+SERVER_TIMEOUT_S = 3  # a tracking server that does not answer its health check within this is down
+HOST_TAG, PID_TAG = "pipeline.host", "pipeline.pid"
 
 
 def repo_root() -> Path:
@@ -45,17 +57,85 @@ def tracking_uri() -> str:
 
 
 def use_experiment(name: str) -> str:
-    """Point MLflow at the store and at experiment `name`, created if missing; return its id."""
-    embedded = tracking_uri() == embedded_store()
-    mlflow.set_tracking_uri(tracking_uri())
-    with _embedded_store_lock() if embedded else contextlib.nullcontext():
-        if mlflow.get_experiment_by_name(name) is None:  # (creates the store's tables when new)
-            artifacts = (repo_root() / "mlartifacts").as_uri() if embedded else None  # a server decides its own
-            try:
-                mlflow.create_experiment(name, artifact_location=artifacts)
-            except MlflowException:  # created meanwhile by a client of a shared server
-                pass
-    return mlflow.set_experiment(name).experiment_id
+    """Point MLflow at the store and at experiment `name`, created if missing; return its id.
+
+    Raises PipelineError when the store cannot be used; marks this host's runs whose process died KILLED.
+    """
+    uri = tracking_uri()
+    embedded = uri == embedded_store()
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri)
+    mlflow.set_tracking_uri(uri)
+    try:
+        with _embedded_store_lock() if embedded else contextlib.nullcontext():
+            if mlflow.get_experiment_by_name(name) is None:  # (creates the store's tables when new)
+                artifacts = (repo_root() / "mlartifacts").as_uri() if embedded else None  # a server decides its own
+                try:
+                    mlflow.create_experiment(name, artifact_location=artifacts)
+                except MlflowException:  # created meanwhile by a client of a shared server
+                    pass
+        experiment_id = mlflow.set_experiment(name).experiment_id
+        close_dead_runs(experiment_id)
+    except (MlflowException, SQLAlchemyError, OSError) as error:
+        raise _store_error(error) from None
+    return experiment_id
+
+
+def start_run(run_name: str, tags: dict[str, str]) -> mlflow.ActiveRun:
+    """mlflow.start_run, failing in one line (before any work) when the store refuses the new run."""
+    try:
+        return mlflow.start_run(run_name=run_name, tags=tags)
+    except (MlflowException, SQLAlchemyError, OSError) as error:
+        raise _store_error(error) from None
+
+
+def _store_error(error: Exception) -> PipelineError:
+    """The store's error in one line, without SQLAlchemy's statement, parameters and links."""
+    noise = ("[SQL:", "[parameters:", "(Background on", "(raised as a result")
+    lines = [line for line in str(error).splitlines() if line.strip() and not line.startswith(noise)]
+    return PipelineError(f"MLflow store {tracking_uri()} is not usable: {one_line(' '.join(lines) or error)}")
+
+
+def _check_server(uri: str) -> None:
+    """Fail fast on a tracking server that is down (MLflow's own client retries for minutes)."""
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=SERVER_TIMEOUT_S):
+            pass
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise PipelineError(
+            f"MLflow tracking server {uri} (MLFLOW_TRACKING_URI) does not answer: {one_line(reason)}"
+        ) from None
+
+
+def process_tags() -> dict[str, str]:
+    """Tags naming the process that holds a run open (see close_dead_runs)."""
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def close_dead_runs(experiment_id: str) -> list[str]:
+    """Mark KILLED the experiment's runs still RUNNING whose process on this host is gone; return their ids."""
+    client = mlflow.MlflowClient()
+    running = client.search_runs(
+        [experiment_id], f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{socket.gethostname()}'"
+    )
+    dead = [run.info.run_id for run in running if not _alive(int(run.data.tags.get(PID_TAG, 0)))]
+    for run_id in dead:
+        client.set_terminated(run_id, status="KILLED")
+        log.warning("MLflow run %s was left running by a process that died: marked KILLED", run_id)
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 @contextlib.contextmanager
@@ -68,7 +148,7 @@ def _embedded_store_lock() -> Iterator[None]:
 
 def run_tags(arch: str) -> dict[str, str]:
     """Tags tying a run to its code, its DVC experiment and the data stages that fed it."""
-    tags = {"model.arch": arch}
+    tags = {"model.arch": arch} | process_tags()
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
     if commit.returncode == 0:
         tags["git_commit"] = tags["mlflow.source.git.commit"] = commit.stdout.strip()
@@ -140,4 +220,5 @@ def resumed_run(path: Path, experiment: str) -> Iterator[dict[str, Any] | None]:
         yield None
         return
     with run:
+        mlflow.set_tags(process_tags())  # this process holds the run open now
         yield handover

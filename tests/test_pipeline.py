@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,69 +14,16 @@ from PIL import Image
 
 from pipeline import paths
 from pipeline.files import content_digest, load_npz
-from tests.mnist_files import REPO, fake_mnist, sha256, url_source, write_npz
+from tests.mnist_files import fake_mnist
+from tests.repos import make_repo, run
 
 pytestmark = pytest.mark.slow
-
-
-def copy_repo(target: Path) -> None:
-    """The files a fresh clone would have, plus work not yet committed (ignored files stay behind)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        if (REPO / name).is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, target / name)
-
-
-def run(repo: Path, *command: str, check: bool = True, timeout_s: float = 900) -> subprocess.CompletedProcess:
-    """`command` in `repo`, failing the test (never hanging it) on a non-zero exit or after `timeout_s`."""
-    env = os.environ | {
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "GIT_AUTHOR_NAME": "test",
-        "GIT_AUTHOR_EMAIL": "test@localhost",
-        "GIT_COMMITTER_NAME": "test",
-        "GIT_COMMITTER_EMAIL": "test@localhost",
-    }  # the stages' `python` is this interpreter
-    try:
-        result = subprocess.run(
-            command, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
-        )
-    except subprocess.TimeoutExpired as timeout:
-        pytest.fail(f"{' '.join(command)} still running after {timeout_s:.0f} s:\n{timeout.stdout}\n{timeout.stderr}")
-    if check and result.returncode != 0:
-        pytest.fail(f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 @pytest.fixture
 def repo(tmp_path, http_server, repo_params) -> Path:
     """A git repo holding a copy of this one, whose sources are a dead URL, then a local server."""
-    root, url, _ = http_server
-    mnist = write_npz(root, fake_mnist())
-    files = {mnist.name: sha256(mnist)}
-    repo_params["data"]["sources"] = [
-        url_source("dead", "npz", f"{url}/missing", files),
-        url_source("local", "npz", url, files),
-    ]
-    repo_params["model"]["arch"] = "tiny"
-    repo_params["train"] |= {"epochs": 1, "batch_size": 64}
-    repo_params["evaluate"] |= {"batch_size": 100, "latency_runs": 5}
-    repo_params["photos"]["count"] = 30
-    repo = tmp_path / "repo"
-    copy_repo(repo)
-    (repo / "params.yaml").write_text(yaml.safe_dump(repo_params, sort_keys=False))
-    run(repo, "git", "init", "-q")
-    run(repo, "git", "config", "user.name", "test")  # dvc exp commits need an identity of their own
-    run(repo, "git", "config", "user.email", "test@localhost")
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "commit", "-qm", "copy")
-    return repo
+    return make_repo(tmp_path, http_server, repo_params)
 
 
 def test_repro_builds_the_data_then_has_nothing_to_do(repo):
@@ -197,18 +140,19 @@ def wait_for_queue(repo: Path, timeout_s: float = 900) -> None:
         time.sleep(5)
 
 
+@pytest.mark.reliability  # concurrency: four experiments on two workers against one SQLite store
 def test_queued_grid_with_two_workers_logs_every_experiment_then_promote_picks_the_best(repo):
     run(repo, "dvc", "repro")
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "baseline results")
-    run(repo, "dvc", "exp", "run", "--queue", "-S", "train.batch_size=32,48")
+    run(repo, "dvc", "exp", "run", "--queue", "-S", "train.batch_size=32,48,64,96")
     run(repo, "dvc", "queue", "start", "-j", "2")
     wait_for_queue(repo)
     runs = runs_by_role(repo)
     experiments = [r for r in runs["cnn"] if "dvc_exp_name" in r.data.tags]
-    assert len(experiments) == 2 and len(runs["baseline"]) == 1, "the baseline did not change: not rerun"
-    assert len({r.data.tags["dvc_exp_name"] for r in experiments}) == 2
-    assert {r.data.params["train.batch_size"] for r in experiments} == {"32", "48"}
+    assert len(experiments) == 4 and len(runs["baseline"]) == 1, "the baseline did not change: not rerun"
+    assert len({r.data.tags["dvc_exp_name"] for r in experiments}) == 4
+    assert {r.data.params["train.batch_size"] for r in experiments} == {"32", "48", "64", "96"}
     assert all(r.info.status == "FINISHED" and "compare.mcnemar_p_value" in r.data.metrics for r in experiments)
     assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
 

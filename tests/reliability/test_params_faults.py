@@ -1,0 +1,160 @@
+"""Every key of params.yaml given a wrong type, an out-of-range value, a misspelt name, or removed;
+every section removed: one line naming the key and what was expected, before any work."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import subprocess
+import sys
+import typing
+from typing import Any, Literal
+
+import pytest
+import yaml
+
+from pipeline.params import Params, ParamsError, parse_params
+from tests.mnist_files import REPO
+
+pytestmark = pytest.mark.reliability
+RAW = yaml.safe_load((REPO / "params.yaml").read_text())
+WRONG_TYPE = {"a": "mapping"}  # no key of params.yaml takes a mapping of this shape
+
+
+def schema_leaves(cls: type = Params, raw: Any = RAW, path: tuple = ()) -> list[tuple[tuple, Any, dict]]:
+    """(path into the YAML, the key's type, its field metadata) for every leaf key of params.yaml."""
+    leaves = []
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        tp, value, here = hints[field.name], raw[field.name], (*path, field.name)
+        item = typing.get_args(tp)[0] if typing.get_origin(tp) is list else None
+        if dataclasses.is_dataclass(tp):
+            leaves += schema_leaves(tp, value, here)
+        elif item is not None and dataclasses.is_dataclass(item):
+            leaves.append((here, tp, dict(field.metadata)))  # the list itself (it has a check) ...
+            for i, element in enumerate(value):  # ... and every key of every element
+                leaves += schema_leaves(item, element, (*here, i))
+        else:
+            leaves.append((here, tp, dict(field.metadata)))
+    return leaves
+
+
+def shown(path: tuple) -> str:
+    """A path as the loader names it: data.sources[1].url."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def out_of_range(tp: Any, metadata: dict) -> Any:
+    """A value of the right type that the key's check refuses, or None if the key has no range."""
+    if typing.get_origin(tp) is Literal:
+        return "nonsense"
+    if "check" not in metadata:
+        return None
+    base = {typing.get_origin(tp) or tp} | set(typing.get_args(tp))
+    for kind, value in ((float, -1.0), (int, -1), (str, ""), (list, []), (dict, {})):
+        if kind in base:
+            return value
+    raise AssertionError(f"no out-of-range value for {tp}")
+
+
+def mutated(path: tuple, change) -> dict:
+    raw = copy.deepcopy(RAW)
+    *parents, last = path
+    container = raw
+    for part in parents:
+        container = container[part]
+    change(container, last)
+    return raw
+
+
+def _set(value):
+    def change(container, key):
+        container[key] = value
+
+    return change
+
+
+def _rename(container, key):
+    container[f"{key}s"] = container.pop(key)
+
+
+def _delete(container, key):
+    del container[key]
+
+
+LEAVES = schema_leaves()
+CASES = {}
+for path, tp, metadata in LEAVES:
+    key = shown(path)
+    CASES[f"{key}: wrong type"] = (mutated(path, _set(WRONG_TYPE)), f"{key}")
+    if (bad := out_of_range(tp, metadata)) is not None:
+        CASES[f"{key}: out of range"] = (mutated(path, _set(bad)), f"{key} = {bad!r}: expected ")
+    if not isinstance(path[-1], int):
+        CASES[f"{key}: misspelt"] = (mutated(path, _rename), f"unknown key '{key}s': did you mean '{path[-1]}'?")
+        CASES[f"{key}: missing"] = (mutated(path, _delete), f"missing key '{key}' (")
+for section in RAW:
+    CASES[f"{section}: section missing"] = (mutated((section,), _delete), f"missing key '{section}' (a mapping of ")
+CASES["model.arch: unknown architecture"] = (
+    mutated(("model", "arch"), _set("resnet50")),
+    "model.arch = 'resnet50': expected one of default, tiny, simple, lenet5, bn, deep",
+)
+
+
+def yaml_keys(raw: Any = RAW, path: tuple = ()) -> set[tuple]:
+    """Every key path of the YAML itself: mappings and lists are walked, a source's `files` is one value."""
+    items = raw.items() if isinstance(raw, dict) else enumerate(raw) if isinstance(raw, list) else []
+    keys = {path} if path and (not items or path[-1] == "files" or isinstance(raw, list)) else set()
+    for name, value in items:
+        if path[-1:] != ("files",):
+            keys |= yaml_keys(value, (*path, name))
+    return keys
+
+
+# the cases below cover every key: the schema walk and the YAML's own keys agree
+assert {path for path, _, _ in LEAVES} == {path for path in yaml_keys() if not isinstance(path[-1], int)}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_bad_params_are_named_in_one_line(case):
+    raw, expected = CASES[case]
+    with pytest.raises(ParamsError) as caught:
+        parse_params(raw)
+    message = str(caught.value)
+    assert message.startswith("params.yaml: ") and "\n" not in message
+    assert expected in message
+
+
+STAGE_FAULTS = {  # each stage or command, with a bad value in a section it reads
+    "download": ("data.timeout_s", -1),
+    "preprocess": ("preprocess.val_fraction", 2),
+    "train": ("train.epochs", 0),
+    "evaluate": ("evaluate.batch_size", 0),
+    "export": ("export.opset", 1),
+    "photos": ("photos.count", 0),
+    "baseline": ("baseline.C", 0),
+    "compare": ("mlflow.experiment", ""),
+    "promote": ("mlflow.cnn_model_name", ""),
+}
+
+
+@pytest.mark.parametrize("stage", STAGE_FAULTS)
+def test_each_stage_stops_before_any_work(tmp_path, stage):
+    """In a folder holding nothing but params.yaml, the params error comes first: no data is read, nothing is written."""
+    key, value = STAGE_FAULTS[stage]
+    raw = mutated(tuple(key.split(".")), _set(value))
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    (work / "params.yaml").write_text(yaml.safe_dump(raw))
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", stage],
+        cwd=work,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()[-1:]
+    assert line.startswith(f"error: params.yaml: {key} = {value!r}: expected ")
+    assert [p.name for p in work.iterdir()] == ["params.yaml"]

@@ -1,0 +1,82 @@
+"""Temp git copies of this repo, fed from a local server, and commands run in them (the integration tests' ground)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.mnist_files import REPO, fake_mnist, sha256, url_source, write_npz
+
+
+def copy_repo(target: Path) -> None:
+    """The files a fresh clone would have, plus work not yet committed (ignored files stay behind)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, target / name)
+
+
+def run(repo: Path, *command: str, check: bool = True, timeout_s: float = 900) -> subprocess.CompletedProcess:
+    """`command` in `repo`, failing the test (never hanging it) on a non-zero exit or after `timeout_s`."""
+    env = os.environ | {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@localhost",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@localhost",
+    }  # the stages' `python` is this interpreter
+    try:
+        result = subprocess.run(
+            command, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except subprocess.TimeoutExpired as timeout:
+        pytest.fail(f"{' '.join(command)} still running after {timeout_s:.0f} s:\n{timeout.stdout}\n{timeout.stderr}")
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def make_repo(tmp_path: Path, http_server: tuple, repo_params: dict[str, Any]) -> Path:
+    """A git repo holding a copy of this one, whose sources are a dead URL, then a local server."""
+    root, url, _ = http_server
+    mnist = write_npz(root, fake_mnist())
+    files = {mnist.name: sha256(mnist)}
+    repo_params["data"]["sources"] = [
+        url_source("dead", "npz", f"{url}/missing", files),
+        url_source("local", "npz", url, files),
+    ]
+    repo_params["model"]["arch"] = "tiny"
+    repo_params["train"] |= {"epochs": 1, "batch_size": 64}
+    repo_params["evaluate"] |= {"batch_size": 100, "latency_runs": 5}
+    repo_params["photos"]["count"] = 30
+    repo = tmp_path / "repo"
+    copy_repo(repo)
+    (repo / "params.yaml").write_text(yaml.safe_dump(repo_params, sort_keys=False))
+    run(repo, "git", "init", "-q")
+    run(repo, "git", "config", "user.name", "test")  # dvc exp commits need an identity of their own
+    run(repo, "git", "config", "user.email", "test@localhost")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "copy")
+    return repo
+
+
+def set_params(repo: Path, section: str, **values: Any) -> None:
+    """Change params of `repo` and commit them (so DVC experiments start from them)."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params[section] |= values
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(repo, "git", "commit", "-qam", f"{section}: {values}")
