@@ -145,14 +145,14 @@ def test_queued_grid_with_two_workers_logs_every_experiment_then_promote_picks_t
     run(repo, "dvc", "repro")
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "baseline results")
-    run(repo, "dvc", "exp", "run", "--queue", "-S", "train.batch_size=32,48,64,96")
+    run(repo, "dvc", "exp", "run", "--queue", "-S", "train.batch_size=32,48,80,96")
     run(repo, "dvc", "queue", "start", "-j", "2")
     wait_for_queue(repo)
     runs = runs_by_role(repo)
     experiments = [r for r in runs["cnn"] if "dvc_exp_name" in r.data.tags]
     assert len(experiments) == 4 and len(runs["baseline"]) == 1, "the baseline did not change: not rerun"
     assert len({r.data.tags["dvc_exp_name"] for r in experiments}) == 4
-    assert {r.data.params["train.batch_size"] for r in experiments} == {"32", "48", "64", "96"}
+    assert {r.data.params["train.batch_size"] for r in experiments} == {"32", "48", "80", "96"}
     assert all(r.info.status == "FINISHED" and "compare.mcnemar_p_value" in r.data.metrics for r in experiments)
     assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 import mlflow
 import pytest
 
@@ -69,7 +72,28 @@ def test_tags_name_the_commit_the_experiment_and_the_data_stages(dvc_root, tmp_p
         "model.arch": "lenet5",
         "dvc_exp_name": "sappy-fern",
         "dvc.preprocess.data/processed/train.npz": "abc",
+        "pipeline.host": socket.gethostname(),
+        "pipeline.pid": str(os.getpid()),
     }
+
+
+def test_runs_of_dead_processes_are_marked_killed(dvc_root):
+    dvc_root.mkdir()
+    tracking.use_experiment("e")
+    alive = mlflow.start_run(tags=tracking.process_tags())  # this process: alive
+    dead = mlflow.MlflowClient().create_run(
+        alive.info.experiment_id, tags=tracking.process_tags() | {"pipeline.pid": "999999999"}
+    )
+    elsewhere = mlflow.MlflowClient().create_run(
+        alive.info.experiment_id, tags={"pipeline.host": "another-host", "pipeline.pid": "999999999"}
+    )
+    assert tracking.close_dead_runs(alive.info.experiment_id) == [dead.info.run_id]
+    statuses = {
+        run_id: mlflow.get_run(run_id).info.status
+        for run_id in (alive.info.run_id, dead.info.run_id, elsewhere.info.run_id)
+    }
+    assert statuses == {alive.info.run_id: "RUNNING", dead.info.run_id: "KILLED", elsewhere.info.run_id: "RUNNING"}
+    mlflow.end_run()
 
 
 def test_params_are_flattened_with_dotted_keys():
