@@ -3,16 +3,17 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test ui draw serve bench bench-quick chromium clean
+.PHONY: repro test ui draw serve server bench bench-quick chromium postgresql clean
 UI_PORT ?= 5000
 DRAW_PORT ?= 8000
 SERVE_PORT ?= 5001
+SERVER_PORT ?= 5002
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 repro: $(VENV)/installed  ## run the pipeline: data, CNN, ONNX export, photo check, baseline, comparison
 	dvc repro
 
-test: $(VENV)/installed chromium  ## the whole test suite (slow tests included)
+test: $(VENV)/installed chromium postgresql  ## the whole test suite (slow tests included)
 	python -m pytest
 
 ui: $(VENV)/installed  ## MLflow UI on the pipeline's store at 127.0.0.1:$(UI_PORT); prints the runs table's address
@@ -23,6 +24,9 @@ draw: $(VENV)/installed  ## a page to draw a digit on and watch the prediction l
 
 serve: $(VENV)/installed  ## the registry's champion CNN over REST (mlflow models serve) at 127.0.0.1:$(SERVE_PORT)
 	python -m pipeline serve --port $(SERVE_PORT)
+
+server: $(VENV)/installed postgresql  ## a shared MLflow server on PostgreSQL with served artifacts, at 127.0.0.1:$(SERVER_PORT)
+	python -m pipeline server --port $(SERVER_PORT)
 
 bench: $(VENV)/installed  ## the default recipe against the seed presets (about 35 min on 2 cores) -> metrics/bench.json
 	dvc repro preprocess
@@ -39,6 +43,9 @@ $(VENV)/installed: requirements.txt
 
 chromium:  ## Debian's chromium, for the draw page's browser test (installed with apt when missing)
 	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+postgresql:  ## Debian's PostgreSQL, for make server and its test (installed with apt when missing)
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql; }
 
 clean:  ## remove outputs that dvc repro recreates (the download cache stays)
 	rm -rf data/raw data/processed models

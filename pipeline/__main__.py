@@ -26,6 +26,7 @@ COMMANDS = {
     "predict": "the digit in each image file (PNG, JPEG, BMP, GIF, ...), normalised as MNIST was made",
     "draw": "a web page to draw a digit on and watch the model's prediction live",
     "serve": "the registered CNN (alias champion) over REST with mlflow models serve",
+    "server": "a shared MLflow tracking server on PostgreSQL, serving artifacts (for a team)",
 }
 MODEL_HELP = "a .keras or .onnx file, or an MLflow URI like models:/mnist-cnn@champion (default: models/cnn.onnx)"
 
@@ -35,13 +36,19 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="stage", required=True, metavar="stage")
     for stage, summary in (STAGES | COMMANDS).items():
         commands.add_parser(stage, help=summary, description=summary)
-    for server, port in (("ui", 5000), ("draw", 8000), ("serve", 5001)):
+    for server, port in (("ui", 5000), ("draw", 8000), ("serve", 5001), ("server", 5002)):
         command = commands.choices[server]
         command.add_argument(
             "--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)"
         )
         command.add_argument("--port", type=int, default=port, help="(default: %(default)s)")
     commands.choices["serve"].add_argument("--alias", default="champion", help="(default: %(default)s)")
+    commands.choices["server"].add_argument(
+        "--db-port", type=int, default=5433, help="PostgreSQL's (default: %(default)s)"
+    )
+    commands.choices["server"].add_argument(
+        "--dir", dest="folder", default=".mlflow-server", help="database and artifacts (default: %(default)s)"
+    )
     predict = commands.choices["predict"]
     predict.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or quoted globs")
     formats = predict.add_mutually_exclusive_group()

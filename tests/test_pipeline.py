@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-import time
 from pathlib import Path
 
 import mlflow
@@ -15,7 +13,7 @@ from PIL import Image
 from pipeline import paths
 from pipeline.files import content_digest, load_npz
 from tests.mnist_files import fake_mnist
-from tests.repos import make_repo, run
+from tests.repos import make_repo, run, wait_for_queue
 
 pytestmark = pytest.mark.slow
 
@@ -114,30 +112,6 @@ def test_repro_runs_every_stage_and_tracks_everything_in_mlflow(repo):
         run(repo, "python", "-m", "pipeline", "predict", "digit.png", "--json", "--model", "models/cnn.keras").stdout
     )
     assert json.loads(predicted.stdout)[0]["digit"] == expected[0]["digit"]
-
-
-def wait_for_queue(repo: Path, timeout_s: float = 900) -> None:
-    """Poll `dvc queue status` until no task is queued or running; fail on a failed task or at the deadline.
-
-    Workers that stop while tasks are still queued are started again, the workaround DVC documents for
-    treeverse/dvc#10562.  (`dvc exp run --run-all` would wait forever on a task lost to a worker race.)
-    """
-    deadline = time.monotonic() + timeout_s
-    idle_polls = 0
-    while True:
-        status = run(repo, "dvc", "queue", "status").stdout
-        states = set(re.findall(r"\b(Queued|Running|Success|Failed)\s*$", status, re.MULTILINE))
-        workers = sum(map(int, re.search(r"Worker status: (\d+) active, (\d+) idle", status).groups()))
-        if "Failed" in states or time.monotonic() > deadline:
-            worker_logs = "\n".join(p.read_text() for p in (repo / ".dvc/tmp/exps/celery").glob("*.out"))
-            pytest.fail(f"the queue did not complete:\n{status}\nworker logs (tail):\n{worker_logs[-5000:]}")
-        if not states & {"Queued", "Running"}:
-            return
-        idle_polls = idle_polls + 1 if "Queued" in states and workers == 0 else 0
-        if idle_polls == 6:  # 30 s with work waiting and no worker: not one still starting
-            run(repo, "dvc", "queue", "start", "-j", "2")
-            idle_polls = 0
-        time.sleep(5)
 
 
 @pytest.mark.reliability  # concurrency: four experiments on two workers against one SQLite store

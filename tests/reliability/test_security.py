@@ -31,7 +31,7 @@ def test_npz_with_pickled_objects_is_refused(tmp_path):
         load_npz(tmp_path / "evil.npz")
 
 
-@pytest.mark.parametrize("command", ["ui", "draw", "serve"])
+@pytest.mark.parametrize("command", ["ui", "draw", "serve", "server"])
 def test_servers_listen_on_this_machine_only_by_default(command, monkeypatch):
     seen = {}
     monkeypatch.setattr(f"pipeline.{command}.main", lambda **options: seen.update(options), raising=False)
