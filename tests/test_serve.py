@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,28 +16,9 @@ import numpy as np
 import pytest
 
 from tests.digits import font_mnist
+from tests.servers import free_port, wait_until_up
 
 pytestmark = pytest.mark.slow
-STARTUP_S = 180
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"mlflow models serve exited {server.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/ping", timeout=5):
-                return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(1)
-    pytest.fail(f"mlflow models serve not answering after {STARTUP_S} s:\n{log.read_text()[-3000:]}")
 
 
 def test_registered_model_serves_predictions_over_rest(digit_model, tmp_path, monkeypatch):
@@ -59,7 +38,7 @@ def test_registered_model_serves_predictions_over_rest(digit_model, tmp_path, mo
         )
     mlflow.MlflowClient().set_registered_model_alias("digits", "champion", info.registered_model_version)
 
-    url, log = f"http://127.0.0.1:{_free_port()}", tmp_path / "serve.log"
+    url, log = f"http://127.0.0.1:{free_port()}", tmp_path / "serve.log"
     command = [
         sys.executable,
         "-m",
@@ -76,7 +55,7 @@ def test_registered_model_serves_predictions_over_rest(digit_model, tmp_path, mo
     with open(log, "w") as output:
         server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
-        _wait_until_up(url, server, log)
+        wait_until_up(f"{url}/ping", server, log)
         request = urllib.request.Request(
             f"{url}/invocations",
             data=json.dumps({"inputs": images.tolist()}).encode(),

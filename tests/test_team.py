@@ -9,12 +9,9 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -25,14 +22,9 @@ from pipeline import paths
 from pipeline.files import load_npz
 from tests.mnist_files import REPO
 from tests.repos import make_repo, run, wait_for_queue
+from tests.servers import free_port, wait_until_up
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -40,7 +32,7 @@ def team_server(monkeypatch):
     """MLFLOW_TRACKING_URI of a fresh `python -m pipeline server` (PostgreSQL + served artifacts)."""
     folder = Path(tempfile.mkdtemp(prefix="mlflow-team-"))  # under /tmp: reachable by the postgres user
     folder.chmod(0o755)
-    port, db_port = _free_port(), _free_port()
+    port, db_port = free_port(), free_port()
     command = [
         sys.executable,
         "-m",
@@ -61,15 +53,7 @@ def team_server(monkeypatch):
         )
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=5)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the team server did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(1)
+        wait_until_up(f"{uri}/health", server, log)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         yield uri
     finally:

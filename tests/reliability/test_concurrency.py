@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 from pipeline.photos import photograph
 from tests.digits import font_mnist
 from tests.mnist_files import REPO
+from tests.servers import free_port, wait_until_up
 
 pytestmark = pytest.mark.slow
 STEPS = 1500  # metric values the writer logs, one database write each
@@ -59,12 +58,6 @@ with mlflow.start_run() as run:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _post(url: str, body: dict) -> dict:
     request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -76,7 +69,7 @@ def test_ui_reads_while_a_run_writes(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     subprocess.run([sys.executable, "-c", WRITER, store, "1"], env=env, check=True, capture_output=True)  # the tables
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     ui = subprocess.Popen(
         [
             sys.executable,
@@ -96,14 +89,7 @@ def test_ui_reads_while_a_run_writes(tmp_path):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=5)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and ui.poll() is None, "mlflow ui did not start"
-                time.sleep(0.5)
+        wait_until_up(f"{url}/health", ui)
         writer = subprocess.Popen(
             [sys.executable, "-c", WRITER, store, str(STEPS)], env=env, stdout=subprocess.PIPE, text=True
         )
