@@ -67,7 +67,7 @@ def main() -> None:
                 f"(export.max_accuracy_gap {params.max_accuracy_gap:.4%})"
             )
     speed = {}
-    for name, predictor in (("keras", reference), ("onnx", onnx_predictor(paths.ONNX_MODEL))):
+    for name, predictor in (("keras", reference), ("onnx", exported)):  # (the session holds the model in memory)
         speed |= {
             f"{name}_{key}": value
             for key, value in inference_speed(predictor, images, batch_size, latency_runs).items()

@@ -31,24 +31,25 @@ def postgres_tool(name: str) -> str:
     return found
 
 
-def _as_postgres_owner(command: list[str], folder: Path) -> list[str]:
-    """`command` run by the owner of the cluster: as root, the `postgres` user, who is given `folder`."""
+def _cluster_owner(folder: Path) -> list[str]:
+    """The prefix that runs a command as the cluster's owner: as root, the `postgres` user, who is given `folder`."""
     if os.geteuid() != 0:
-        return command
+        return []
     shutil.chown(folder, "postgres", "postgres")
-    return ["runuser", "-u", "postgres", "--", *command]
+    return ["runuser", "-u", "postgres", "--"]
 
 
 def start_database(folder: Path, port: int) -> list[str]:
     """Create (first time) and start the cluster in `folder`; return the command that stops it."""
     data = folder / "postgres"
     data.mkdir(parents=True, exist_ok=True)
+    owner = _cluster_owner(data)
     if not (data / "PG_VERSION").exists():
         initdb = [postgres_tool("initdb"), "-D", str(data), "-U", USER, "--auth=trust", "--encoding=UTF8"]
-        subprocess.run(_as_postgres_owner(initdb, data), check=True, capture_output=True)
+        subprocess.run([*owner, *initdb], check=True, capture_output=True)
     options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"  # this machine only, socket in the folder
     pg_ctl = [postgres_tool("pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-o", options, "-w"]
-    started = subprocess.run(_as_postgres_owner([*pg_ctl, "start"], data), capture_output=True, text=True, check=False)
+    started = subprocess.run([*owner, *pg_ctl, "start"], capture_output=True, text=True, check=False)
     if started.returncode != 0:
         raise PipelineError(f"PostgreSQL did not start on port {port}: see {data / 'server.log'}")
     exists = subprocess.run(
@@ -73,7 +74,7 @@ def start_database(folder: Path, port: int) -> list[str]:
         subprocess.run(
             [postgres_tool("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, DATABASE], check=True
         )
-    return _as_postgres_owner([*pg_ctl, "stop", "-m", "fast"], data)
+    return [*owner, *pg_ctl, "stop", "-m", "fast"]
 
 
 def main(host: str = "127.0.0.1", port: int = 5002, db_port: int = 5433, folder: str = ".mlflow-server") -> None:
