@@ -1,9 +1,9 @@
 """export stage: the CNN as ONNX, for fast inference without TensorFlow, checked against Keras.
 
-The export leaves out the augmentation layers (the identity at inference, and without ONNX
-operators).  Both models classify the whole test set: the stage fails, leaving no export behind,
-unless they agree on at least `export.min_agreement` of the images and their accuracies differ by at
-most `export.max_accuracy_gap`.  Reports both models' throughput and single-image latency.
+The train stage saves the inference model (no augmentation layers, which have no ONNX operators).
+Both models classify the whole test set: the stage fails, leaving no export behind, unless they
+agree on at least `export.min_agreement` of the images and their accuracies differ by at most
+`export.max_accuracy_gap`.  Reports both models' throughput and single-image latency.
 """
 
 from __future__ import annotations
@@ -13,24 +13,14 @@ import logging
 import keras
 import mlflow
 import numpy as np
-from keras import layers
 
-from pipeline import PipelineError, paths, tracking
+from pipeline import PipelineError, models, paths, tracking
 from pipeline.files import atomic_write, save_json
 from pipeline.inference import keras_predictor, onnx_predictor, predict_in_batches
 from pipeline.params import load_params
 from pipeline.scoring import inference_speed
 
 log = logging.getLogger(__name__)
-AUGMENTATION = (layers.RandomRotation, layers.RandomTranslation, layers.RandomZoom)
-
-
-def inference_model(model: keras.Sequential) -> keras.Sequential:
-    """`model` without its augmentation layers, sharing its weights."""
-    kept = [layer for layer in model.layers if not isinstance(layer, AUGMENTATION)]
-    inference = keras.Sequential([keras.Input(model.input_shape[1:], name="pixels"), *kept], name=model.name)
-    inference.predict(np.zeros((1, *model.input_shape[1:]), np.float32), verbose=0)  # export wants a called model
-    return inference
 
 
 def parity(actual: np.ndarray, reference: np.ndarray, exported: np.ndarray) -> dict:
@@ -51,7 +41,7 @@ def main() -> None:
         all_params.evaluate.latency_runs,
     )
     images, actual = paths.load_split("test")
-    model = inference_model(keras.saving.load_model(paths.CNN_MODEL, safe_mode=True))
+    model = models.inference_model(keras.saving.load_model(paths.CNN_MODEL, safe_mode=True))  # a called model
     reference = keras_predictor(model)
     with atomic_write(paths.ONNX_MODEL) as tmp:
         model.export(tmp, format="onnx", opset_version=params.opset, verbose=False)

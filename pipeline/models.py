@@ -11,9 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
+import numpy as np
 from keras import layers
 
 from pipeline.params import AugmentParams
+
+INPUT_SHAPE = (28, 28)
+AUGMENTATION = (layers.RandomRotation, layers.RandomTranslation, layers.RandomZoom)
 
 
 def tiny() -> list[layers.Layer]:
@@ -119,7 +123,7 @@ def build(arch: str, augment: AugmentParams) -> keras.Model:
         ]
     return keras.Sequential(
         [
-            keras.Input((28, 28), name="pixels"),
+            keras.Input(INPUT_SHAPE, name="pixels"),
             layers.Reshape((28, 28, 1)),
             *augmentation,
             layers.Rescaling(1 / 255),
@@ -128,3 +132,11 @@ def build(arch: str, augment: AugmentParams) -> keras.Model:
         ],
         name=arch,
     )
+
+
+def inference_model(model: keras.Sequential) -> keras.Sequential:
+    """`model` as it is saved and served: its weights, without augmentation layers or optimizer state."""
+    kept = [layer for layer in model.layers if not isinstance(layer, AUGMENTATION)]
+    inference = keras.Sequential([keras.Input(INPUT_SHAPE, name="pixels"), *kept], name=model.name)
+    inference.predict(np.zeros((1, *INPUT_SHAPE), np.float32), verbose=0)  # export wants a called model
+    return inference

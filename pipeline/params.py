@@ -116,6 +116,7 @@ class TrainParams:
     plateau_factor: float = check(lambda v: 0 < v < 1, "a factor in (0, 1)")
     plateau_patience: int = check(lambda v: v >= 1, "a number of epochs >= 1")
     early_stopping_patience: int = check(lambda v: v >= 0, "a number of epochs >= 0 (0 = never stop early)")
+    distribute: Literal["none", "mirrored", "auto"]
     augment: AugmentParams
 
 

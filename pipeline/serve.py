@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
-from pipeline import tracking
+from pipeline import environment, tracking
 from pipeline.params import load_params
 
 
@@ -20,6 +19,6 @@ def main(host: str = "127.0.0.1", port: int = 5001, alias: str = "champion") -> 
     model = f"models:/{load_params().mlflow.cnn_model_name}@{alias}"
     print(f"Serving {model} from {tracking.tracking_uri()} at http://{host}:{port}/invocations", flush=True)
     command = ["mlflow", "models", "serve", "-m", model, "--env-manager", "local", "--host", host, "--port", str(port)]
-    os.environ["MLFLOW_TRACKING_URI"] = tracking.tracking_uri()
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # its uvicorn
-    os.execv(sys.executable, [sys.executable, "-m", *command])
+    os.execve(
+        sys.executable, [sys.executable, "-m", *command], environment(MLFLOW_TRACKING_URI=tracking.tracking_uri())
+    )

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline import PipelineError
+from pipeline import PipelineError, environment
 
 DATABASE = USER = "mlflow"
 
@@ -96,7 +96,7 @@ def main(host: str = "127.0.0.1", port: int = 5002, db_port: int = 5433, folder:
         str(port),
     ]
     print(f"MLflow server on PostgreSQL: MLFLOW_TRACKING_URI=http://{host}:{port}", flush=True)
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = environment()
     server = subprocess.Popen(command, env=env)
     signal.signal(signal.SIGTERM, lambda *_: server.terminate())
     try:

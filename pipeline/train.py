@@ -1,8 +1,9 @@
 """train stage: fit the CNN named by `model.arch`, seeded and deterministic, and open its MLflow run.
 
-Writes models/cnn.keras (the weights of the best validation epoch), the per-epoch history for
-`dvc plots`, train metrics, and reports/mlflow_runs/cnn.json, which hands the MLflow run on to evaluate
-and compare.
+Writes models/cnn.keras (the weights of the best validation epoch, as an inference model), the
+per-epoch history for `dvc plots`, train metrics, and reports/mlflow_runs/cnn.json, which hands the
+MLflow run on to evaluate and compare.  `train.distribute` spreads each batch over several devices
+with `tf.distribute.MirroredStrategy`; `train.batch_size` is per device (replica).
 """
 
 from __future__ import annotations
@@ -25,30 +26,50 @@ log = logging.getLogger(__name__)
 Split = tuple[np.ndarray, np.ndarray]
 
 
+def distribution(distribute: str) -> tf.distribute.Strategy:
+    """The strategy `train.distribute` names: `mirrored` replicates the model on every GPU (on the CPU
+    when there is none); `auto` does so when there are two or more GPUs; `none` trains on one device."""
+    gpus = [device.name for device in tf.config.list_logical_devices("GPU")]
+    if distribute == "mirrored" or (distribute == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy(gpus or [d.name for d in tf.config.list_logical_devices("CPU")])
+    return tf.distribute.get_strategy()
+
+
 def train(
     training: Split,
     validation: Split,
     model_params: ModelParams,
     params: TrainParams,
     callbacks: list[keras.callbacks.Callback] | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> tuple[keras.Model, pd.DataFrame]:
-    """The trained model (best validation epoch restored) and its per-epoch history."""
+    """The trained model (best validation epoch restored) and its per-epoch history.
+
+    `strategy` defaults to `distribution(params.distribute)`; each step takes `params.batch_size`
+    images per replica.
+    """
     keras.utils.set_random_seed(params.seed)
     tf.config.experimental.enable_op_determinism()
-    model = models.build(model_params.arch, params.augment)
+    strategy = strategy or distribution(params.distribute)
     x, y = training
-    steps = params.epochs * math.ceil(len(y) / params.batch_size)
-    model.compile(
-        optimizer=keras.optimizers.Adam(
-            _learning_rate(params, steps), use_ema=params.ema_momentum > 0, ema_momentum=params.ema_momentum
-        ),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    batch_size = params.batch_size * strategy.num_replicas_in_sync
+    steps = params.epochs * math.ceil(len(y) / batch_size)
+    with strategy.scope():
+        model = models.build(model_params.arch, params.augment)
+        model.compile(
+            optimizer=_DebiasedAverageAdam(
+                _learning_rate(params, steps),
+                use_ema=params.ema_momentum > 0,
+                ema_momentum=params.ema_momentum,
+                name="adam",
+            ),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
     history = model.fit(
         x,
         y,
-        batch_size=params.batch_size,
+        batch_size=batch_size,
         epochs=params.epochs,
         validation_data=validation,
         callbacks=[_RecordLearningRate(), *_schedule_callbacks(params), *(callbacks or [])],
@@ -71,10 +92,36 @@ def _learning_rate(params: TrainParams, steps: int) -> float | keras.optimizers.
     )
 
 
+class _DebiasedAverageAdam(keras.optimizers.Adam):
+    """Adam whose moving average of the weights is bias-corrected, as Adam corrects its moments.
+
+    Keras starts the average at the first step's weights and gives them the weight `momentum**t`:
+    after 100 steps at 0.998 they still make up 82% of it, so a short run validates and keeps
+    nearly untrained weights.  Here step t's average is the `momentum`-weighted mean of the steps so
+    far: momentum `m * (1 - m**(t-1)) / (1 - m**t)`, which tends to `m` (0 at the first step).
+    """
+
+    def _update_model_variables_moving_average(self, trainable_variables: list) -> None:
+        momentum = self.ema_momentum
+        step = keras.ops.cast(self.iterations + 1, "float32")  # this update's number, from 1
+        debiased = momentum * (1 - momentum ** (step - 1)) / (1 - momentum**step)
+        for variable, average in zip(trainable_variables, self._model_variables_moving_average, strict=True):
+            if average is not None:
+                average.assign(debiased * average + (1 - debiased) * variable)
+
+
+class _ExactSwapEMAWeights(keras.callbacks.SwapEMAWeights):
+    """Keras' SwapEMAWeights, swapping by copy: its TensorFlow path swaps by adding and subtracting,
+    whose rounding let the average nudge the running weights, so the average changed training."""
+
+    def _tf_swap_variables(self, optimizer: keras.optimizers.Optimizer) -> None:
+        self._backend_swap_variables(optimizer)
+
+
 def _schedule_callbacks(params: TrainParams) -> list[keras.callbacks.Callback]:
     callbacks = []
     if params.ema_momentum > 0:  # validate, keep and report the averaged weights (swapped in before the others run)
-        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+        callbacks.append(_ExactSwapEMAWeights(swap_on_epoch=True))
     callbacks.append(
         keras.callbacks.EarlyStopping(
             monitor="val_accuracy",
@@ -112,8 +159,11 @@ def main() -> None:
     training, validation = paths.load_split("train"), paths.load_split("val")
     tracking.use_experiment(params.mlflow.experiment)
     tags = tracking.run_tags(params.model.arch) | {"pipeline.role": "cnn"}
+    strategy = distribution(params.train.distribute)
     with tracking.start_run(tracking.run_name(params.model.arch), tags) as run:
         mlflow.log_params(tracking.flatten(params))
+        replicas = strategy.num_replicas_in_sync
+        mlflow.log_params({"train.replicas": replicas, "train.global_batch_size": params.train.batch_size * replicas})
         digest = tracking.log_dataset(*training, "mnist-train", paths.split_file("train"), "training")
         tracking.log_dataset(*validation, "mnist-val", paths.split_file("val"), "validation")
         mlflow.set_tag("data_digest", digest)
@@ -121,10 +171,11 @@ def main() -> None:
             on_epoch_end=lambda epoch, logs: mlflow.log_metrics(logs, step=epoch + 1)
         )
         start = time.perf_counter()
-        model, history = train(training, validation, params.model, params.train, [log_epoch])
+        trained, history = train(training, validation, params.model, params.train, [log_epoch], strategy)
         seconds = time.perf_counter() - start
 
-        metrics = summary(history, model)
+        metrics = summary(history, trained)
+        model = models.inference_model(trained)
         speed = {"train_seconds": round(seconds, 1), "seconds_per_epoch": round(seconds / len(history), 2)}
         with atomic_write(paths.CNN_MODEL) as tmp:
             model.save(tmp)

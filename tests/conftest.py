@@ -71,15 +71,16 @@ def digit_model(tmp_path_factory) -> SimpleNamespace:
     It really reads digits (over 95% right on typeset digits it never saw), so tests of predict, the
     export, the REST server and the draw page can check answers, not just shapes.
     """
-    from pipeline import export, train  # TensorFlow: only for the tests that need it
+    from pipeline import models, train  # TensorFlow: only for the tests that need it
     from pipeline.params import load_params
 
     params = load_params(REPO / "params.yaml")
     recipe = dataclasses.replace(params.train, epochs=4, batch_size=64, ema_momentum=0.0, early_stopping_patience=0)
     model, _ = train.train(font_mnist(2000, seed=0), font_mnist(200, seed=1), params.model, recipe)
     folder = tmp_path_factory.mktemp("digit_model")
-    model.save(folder / "cnn.keras")
-    export.inference_model(model).export(str(folder / "cnn.onnx"), format="onnx", verbose=False)
+    inference = models.inference_model(model)  # what the train stage saves
+    inference.save(folder / "cnn.keras")
+    inference.export(str(folder / "cnn.onnx"), format="onnx", verbose=False)
     return SimpleNamespace(model=model, keras_path=folder / "cnn.keras", onnx_path=folder / "cnn.onnx")
 
 

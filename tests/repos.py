@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from pipeline import environment
 from tests.mnist_files import REPO, fake_mnist, sha256, url_source, write_npz
 
 
@@ -34,13 +33,12 @@ def copy_repo(target: Path) -> None:
 
 def run(repo: Path, *command: str, check: bool = True, timeout_s: float = 900) -> subprocess.CompletedProcess:
     """`command` in `repo`, failing the test (never hanging it) on a non-zero exit or after `timeout_s`."""
-    env = os.environ | {
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "GIT_AUTHOR_NAME": "test",
-        "GIT_AUTHOR_EMAIL": "test@localhost",
-        "GIT_COMMITTER_NAME": "test",
-        "GIT_COMMITTER_EMAIL": "test@localhost",
-    }  # the stages' `python` is this interpreter
+    env = environment(  # the stages' `python` is this interpreter
+        GIT_AUTHOR_NAME="test",
+        GIT_AUTHOR_EMAIL="test@localhost",
+        GIT_COMMITTER_NAME="test",
+        GIT_COMMITTER_EMAIL="test@localhost",
+    )
     try:
         result = subprocess.run(
             command, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout_s, check=False

@@ -36,15 +36,6 @@ def stage_dir(tmp_path, monkeypatch, digit_model, test_set):
     return tmp_path
 
 
-def test_inference_model_drops_augmentation_and_predicts_the_same(digit_model, test_set):
-    inference = export.inference_model(digit_model.model)
-    names = [layer.__class__.__name__ for layer in digit_model.model.layers]
-    assert {"RandomRotation", "RandomTranslation", "RandomZoom"} <= set(names)
-    assert not any(isinstance(layer, export.AUGMENTATION) for layer in inference.layers)
-    images, _ = test_set
-    assert np.allclose(inference.predict(images, verbose=0), digit_model.model.predict(images, verbose=0), atol=1e-6)
-
-
 def test_onnx_export_agrees_with_keras(digit_model, test_set):
     images, labels = test_set
     report = export.parity(

@@ -9,12 +9,12 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 
+from pipeline import environment
 from tests.digits import font_mnist
 from tests.servers import free_port, wait_until_up
 
@@ -51,7 +51,7 @@ def test_registered_model_serves_predictions_over_rest(digit_model, tmp_path, mo
         "local",
     ]
     command += ["--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1]]
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # its uvicorn
+    env = environment()  # its uvicorn
     with open(log, "w") as output:
         server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:

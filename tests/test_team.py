@@ -6,7 +6,6 @@ removed afterwards."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -18,7 +17,7 @@ import mlflow
 import pytest
 from PIL import Image
 
-from pipeline import paths
+from pipeline import environment, paths
 from pipeline.files import load_npz
 from tests.mnist_files import REPO
 from tests.repos import make_repo, run, wait_for_queue
@@ -45,7 +44,7 @@ def team_server(monkeypatch):
         "--db-port",
         str(db_port),
     ]
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = environment()
     log = folder / "server-output.log"
     with open(log, "w") as output:
         server = subprocess.Popen(

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+import textwrap
 
 import keras
 import numpy as np
 import pytest
 
+from pipeline import models
 from pipeline import train as stage
 from pipeline.params import AugmentParams, ModelParams, TrainParams
-from tests.mnist_files import learnable_mnist
+from tests.mnist_files import REPO, learnable_mnist
 
 PARAMS = TrainParams(
     seed=1,
@@ -23,6 +27,7 @@ PARAMS = TrainParams(
     plateau_factor=0.5,
     plateau_patience=1,
     early_stopping_patience=0,
+    distribute="none",
     augment=AugmentParams(enabled=False, rotation_deg=0, shift=0, zoom=0),
 )
 TINY = ModelParams(arch="tiny")
@@ -79,6 +84,49 @@ def test_weight_averaging_validates_and_keeps_the_averaged_weights(data, trained
     assert not np.array_equal(model.get_weights()[0], plain.get_weights()[0])
 
 
+class _RecordWeights(keras.callbacks.Callback):
+    """The first layer's kernel after every optimizer step."""
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.steps = []
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.steps.append(self.model.get_weights()[0])
+
+
+def test_weight_average_is_bias_corrected_so_short_runs_keep_trained_weights(data):
+    momentum, recorder = 0.99, _RecordWeights()  # 39 steps: Keras' own average would keep 68% of step 1
+    params = dataclasses.replace(PARAMS, ema_momentum=momentum, early_stopping_patience=0, lr_schedule="constant")
+    model, history = stage.train(*data, TINY, params, [recorder])
+    steps_kept = len(recorder.steps) // params.epochs * int(history["val_accuracy"].idxmax() + 1)
+    weights = momentum ** np.arange(steps_kept)[::-1]
+    expected = np.tensordot(weights / weights.sum(), np.stack(recorder.steps[:steps_kept]), axes=1)
+    np.testing.assert_allclose(model.get_weights()[0], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_the_average_only_observes_training(data):
+    """Swapping the average in to validate and out again leaves the running weights exactly as they were."""
+    plain, averaged = _RecordWeights(), _RecordWeights()
+    stage.train(*data, TINY, PARAMS, [plain])
+    stage.train(*data, TINY, dataclasses.replace(PARAMS, ema_momentum=0.9), [averaged])
+    for step, (mine, theirs) in enumerate(zip(averaged.steps, plain.steps, strict=True)):
+        np.testing.assert_array_equal(mine, theirs, err_msg=f"step {step + 1}")
+
+
+def test_the_saved_model_keeps_the_weights_without_augmentation_or_optimizer(data, tmp_path):
+    augment = AugmentParams(enabled=True, rotation_deg=10, shift=0.1, zoom=0.1)
+    params = dataclasses.replace(PARAMS, epochs=1, ema_momentum=0.9, augment=augment)
+    model, _ = stage.train(*data, TINY, params)
+    inference = models.inference_model(model)
+    assert any(isinstance(layer, models.AUGMENTATION) for layer in model.layers)
+    assert not any(isinstance(layer, models.AUGMENTATION) for layer in inference.layers)
+    inference.save(tmp_path / "cnn.keras")
+    loaded = keras.saving.load_model(tmp_path / "cnn.keras", safe_mode=True)  # needs no class from this project
+    assert not loaded.compiled
+    images = data[1][0]
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+
+
 def test_one_cycle_warms_up_then_decays_to_zero(trained):
     _, history = trained
     rates = history["learning_rate"].tolist()
@@ -92,3 +140,39 @@ def test_plateau_schedule_uses_the_plateau_settings():
     assert (plateau.factor, plateau.patience) == (0.5, 1)
     (stopping,) = [c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)]
     assert stopping.patience == PARAMS.epochs and stopping.restore_best_weights
+
+
+@pytest.mark.parametrize("distribute", ["none", "auto"])
+def test_without_two_gpus_training_stays_on_one_device(distribute):
+    assert stage.distribution(distribute).num_replicas_in_sync == 1
+
+
+MIRRORED_ON_TWO_CPUS = """
+    import dataclasses, sys, numpy as np, tensorflow as tf
+    (cpu,) = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from pipeline import train
+    from tests.test_train import PARAMS, TINY
+    from tests.mnist_files import learnable_mnist
+    strategy = train.distribution("mirrored")
+    params = dataclasses.replace(PARAMS, ema_momentum=0.9, distribute="mirrored")
+    runs = [train.train(learnable_mnist(400, seed=0), learnable_mnist(100, seed=1), TINY, params) for _ in range(2)]
+    (model, history), (_, again) = runs
+    print(strategy.num_replicas_in_sync, int(model.optimizer.iterations.numpy()), history["val_accuracy"].max(),
+          again.equals(history))
+"""
+
+
+def test_mirrored_training_splits_each_step_over_the_replicas():
+    """Two logical CPUs stand in for two GPUs: each step takes batch_size images per replica."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(MIRRORED_ON_TWO_CPUS)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    replicas, steps, best_accuracy, deterministic = result.stdout.splitlines()[-1].split()
+    assert replicas == "2" and int(steps) == PARAMS.epochs * 7  # 400 images at 2 x 32 a step
+    assert float(best_accuracy) > 0.25 and deterministic == "True"

@@ -8,11 +8,11 @@ import os
 import subprocess
 import sys
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from pipeline import environment
 from pipeline.photos import photograph
 from tests.digits import font_mnist
 from tests.mnist_files import REPO
@@ -67,7 +67,7 @@ def _post(url: str, body: dict) -> dict:
 
 def test_ui_reads_while_a_run_writes(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = environment()
     subprocess.run([sys.executable, "-c", WRITER, store, "1"], env=env, check=True, capture_output=True)  # the tables
     url = f"http://127.0.0.1:{free_port()}"
     ui = subprocess.Popen(

@@ -8,13 +8,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import keras
 import mlflow
 import pytest
 
+from pipeline import environment
 from tests.reliability.checks import assert_no_partial_files
 from tests.repos import make_repo, run, set_params
 
@@ -31,10 +31,7 @@ def results(repo: Path) -> dict[str, str]:
 
 def kill_during_training(repo: Path, epoch: int) -> None:
     """Start `dvc repro`; SIGKILL it and the train stage (their whole process group) once `epoch` begins."""
-    env = os.environ | {
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = environment(PYTHONUNBUFFERED="1")
     repro = subprocess.Popen(
         ["dvc", "repro"],
         cwd=repo,
