@@ -76,11 +76,11 @@ def digit_model(tmp_path_factory) -> SimpleNamespace:
 
     params = load_params(REPO / "params.yaml")
     recipe = dataclasses.replace(params.train, epochs=4, batch_size=64, ema_momentum=0.0, early_stopping_patience=0)
-    model, _ = train.train(font_mnist(2000, seed=0), font_mnist(200, seed=1), params.model, recipe)
+    trained, _ = train.train(font_mnist(2000, seed=0), font_mnist(200, seed=1), params.model, recipe)
+    model = models.inference_model(trained)  # as the train stage saves and logs it
     folder = tmp_path_factory.mktemp("digit_model")
-    inference = models.inference_model(model)  # what the train stage saves
-    inference.save(folder / "cnn.keras")
-    inference.export(str(folder / "cnn.onnx"), format="onnx", verbose=False)
+    model.save(folder / "cnn.keras")
+    model.export(str(folder / "cnn.onnx"), format="onnx", verbose=False)
     return SimpleNamespace(model=model, keras_path=folder / "cnn.keras", onnx_path=folder / "cnn.onnx")
 
 
