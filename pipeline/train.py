@@ -35,6 +35,11 @@ def distribution(distribute: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def global_batch_size(params: TrainParams, strategy: tf.distribute.Strategy) -> int:
+    """Images per optimizer step: `train.batch_size` on each replica."""
+    return params.batch_size * strategy.num_replicas_in_sync
+
+
 def train(
     training: Split,
     validation: Split,
@@ -52,7 +57,7 @@ def train(
     tf.config.experimental.enable_op_determinism()
     strategy = strategy or distribution(params.distribute)
     x, y = training
-    batch_size = params.batch_size * strategy.num_replicas_in_sync
+    batch_size = global_batch_size(params, strategy)
     steps = params.epochs * math.ceil(len(y) / batch_size)
     with strategy.scope():
         model = models.build(model_params.arch, params.augment)
@@ -162,8 +167,12 @@ def main() -> None:
     strategy = distribution(params.train.distribute)
     with tracking.start_run(tracking.run_name(params.model.arch), tags) as run:
         mlflow.log_params(tracking.flatten(params))
-        replicas = strategy.num_replicas_in_sync
-        mlflow.log_params({"train.replicas": replicas, "train.global_batch_size": params.train.batch_size * replicas})
+        mlflow.log_params(
+            {
+                "train.replicas": strategy.num_replicas_in_sync,
+                "train.global_batch_size": global_batch_size(params.train, strategy),
+            }
+        )
         digest = tracking.log_dataset(*training, "mnist-train", paths.split_file("train"), "training")
         tracking.log_dataset(*validation, "mnist-val", paths.split_file("val"), "validation")
         mlflow.set_tag("data_digest", digest)

@@ -154,12 +154,11 @@ MIRRORED_ON_TWO_CPUS = """
     from pipeline import train
     from tests.test_train import PARAMS, TINY
     from tests.mnist_files import learnable_mnist
-    strategy = train.distribution("mirrored")
     params = dataclasses.replace(PARAMS, ema_momentum=0.9, distribute="mirrored")
     runs = [train.train(learnable_mnist(400, seed=0), learnable_mnist(100, seed=1), TINY, params) for _ in range(2)]
     (model, history), (_, again) = runs
-    print(strategy.num_replicas_in_sync, int(model.optimizer.iterations.numpy()), history["val_accuracy"].max(),
-          again.equals(history))
+    print(model.distribute_strategy.num_replicas_in_sync, int(model.optimizer.iterations.numpy()),
+          history["val_accuracy"].max(), again.equals(history))
 """
 
 
