@@ -51,7 +51,7 @@ def train_one(arch: str, quick: bool) -> dict:
     """Train `arch` with its recipe; its per-epoch test accuracy, speed and peak memory."""
     import keras
 
-    from pipeline import train
+    from pipeline.stages import train
     from pipeline.params import ModelParams
     from pipeline.scoring import inference_speed
 

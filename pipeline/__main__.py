@@ -13,15 +13,16 @@ from pipeline import PipelineError, one_line
 STAGES = {
     "download": "fetch MNIST from the first source that verifies -> data/raw/mnist.npz",
     "preprocess": "stratified train/validation split, data stats -> data/processed/",
-    "train": "fit the CNN named by model.arch, open its MLflow run -> models/cnn.keras",
-    "evaluate": "test metrics, speed, confusion matrix and figures, logged to the CNN's run",
-    "baseline": "logistic regression on the same split, its own MLflow run",
+    "train": "fit the CNN named by model.arch in an MLflow training run -> models/cnn.keras",
+    "evaluate": "test metrics (scored once, never used to choose), speed, confusion matrix and figures",
     "export": "the CNN as ONNX, checked against Keras on the test set -> models/cnn.onnx",
     "photos": "test digits rendered as photos, read back through predict: accuracy vs MNIST's",
-    "compare": "CNN vs baseline: table, McNemar's test, plot, logged to both runs",
+    "baseline": "logistic regression on the same split, in an MLflow training run of its own",
+    "compare": "CNN vs baseline: table, McNemar's test, plot",
+    "record": "the execution's one MLflow pipeline run: every param, metric, curve and report",
 }
 COMMANDS = {
-    "promote": "alias the best evaluated CNN version (test accuracy) as 'champion' in the model registry",
+    "promote": "alias the CNN version with the best validation accuracy as 'champion' in the model registry",
     "ui": "serve the MLflow UI on the pipeline's store and print the runs table's address",
     "predict": "the digit in each image file (PNG, JPEG, BMP, GIF, ...), normalised as MNIST was made",
     "draw": "a web page to draw a digit on and watch the model's prediction live",
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     stage = options.pop("stage")
     logging.basicConfig(level=logging.INFO, format="%(module)s: %(message)s", stream=sys.stderr)
     try:
-        status = importlib.import_module(f"pipeline.{stage}").main(**options) or 0
+        status = importlib.import_module(f"pipeline.{'stages' if stage in STAGES else 'serving'}.{stage}").main(**options) or 0
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -13,9 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import PipelineError, one_line, paths
+from pipeline.images import ImageError, load_digit
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 REGISTRY_SCHEMES = ("models:/", "runs:/")
+BATCH_SIZE = 256  # images per forward pass when predicting files
+TOP = 3  # the most likely digits each file row lists
 
 
 def default_model() -> Path:
@@ -74,3 +77,23 @@ def _mlflow_predictor(uri: str) -> Predictor:
         return keras_predictor(mlflow.keras.load_model(uri))
     except (MlflowException, OSError) as error:
         raise PipelineError(f"{uri}: cannot load from {tracking.tracking_uri()} ({one_line(error)})") from None
+
+
+def predict_files(files: list[Path], predictor: Predictor) -> list[dict]:
+    """One row per file: digit, confidence and top 3 [(digit, probability)], or the error."""
+    rows, digits = [], []
+    for path in files:
+        try:
+            digits.append(load_digit(path))
+            rows.append({"file": str(path)})
+        except ImageError as error:
+            rows.append({"file": str(path), "error": str(error)})
+    readable = [row for row in rows if "error" not in row]
+    if readable:
+        for row, probabilities in zip(
+            readable, predict_in_batches(predictor, np.stack(digits), BATCH_SIZE), strict=True
+        ):
+            top = np.argsort(probabilities)[::-1][:TOP]
+            row["digit"], row["confidence"] = int(top[0]), float(probabilities[top[0]])
+            row["top3"] = [[int(d), round(float(probabilities[d]), 6)] for d in top]
+    return rows

@@ -11,16 +11,19 @@ RAW_MANIFEST = Path("data/raw/mnist.json")
 PROCESSED_DIR = Path("data/processed")
 SPLITS = ("train", "val", "test")
 DATA_METRICS = Path("metrics/data.json")
+CLASS_COUNTS = Path("reports/class_counts.csv")
 CLASS_DISTRIBUTION_PLOT = Path("reports/class_distribution.png")
 
 CNN_MODEL = Path("models/cnn.keras")
-CNN_RUN = Path("reports/mlflow_runs/cnn.json")  # hands the MLflow run from train to later stages
+CNN_RUN = Path("reports/mlflow_runs/cnn.json")  # names the training run and model version for record
 HISTORY = Path("reports/history.csv")
 TRAIN_METRICS = Path("metrics/train.json")
-TRAIN_SPEED = Path("metrics/train_speed.json")
+VAL_METRICS = Path("metrics/val.json")
+TRAIN_SPEED = Path("metrics/speed/train.json")
 
 TEST_METRICS = Path("metrics/test.json")
-INFERENCE_SPEED = Path("metrics/inference_speed.json")
+PER_CLASS_METRICS = Path("metrics/per_class.json")
+INFERENCE_SPEED = Path("metrics/speed/inference.json")
 CNN_PREDICTIONS = Path("reports/cnn_predictions.csv")
 CLASSIFICATION_REPORT = Path("reports/classification_report.txt")
 CONFUSION_PLOT = Path("reports/confusion_matrix.png")
@@ -31,12 +34,12 @@ CURVES_PLOT = Path("reports/training_curves.png")
 BASELINE_MODEL = Path("models/baseline.joblib")
 BASELINE_RUN = Path("reports/mlflow_runs/baseline.json")
 BASELINE_METRICS = Path("metrics/baseline.json")
-BASELINE_SPEED = Path("metrics/baseline_speed.json")
+BASELINE_SPEED = Path("metrics/speed/baseline.json")
 BASELINE_PREDICTIONS = Path("reports/baseline_predictions.csv")
 
 ONNX_MODEL = Path("models/cnn.onnx")
 EXPORT_METRICS = Path("metrics/export.json")
-EXPORT_SPEED = Path("metrics/export_speed.json")
+EXPORT_SPEED = Path("metrics/speed/export.json")
 
 PHOTOS_METRICS = Path("metrics/photos.json")
 PHOTOS_PLOT = Path("reports/photos.png")
@@ -44,6 +47,9 @@ PHOTOS_PLOT = Path("reports/photos.png")
 COMPARE_METRICS = Path("metrics/compare.json")
 COMPARISON_REPORT = Path("reports/comparison.md")
 COMPARISON_PLOT = Path("reports/comparison.png")
+
+METRICS_DIR = Path("metrics")  # every metrics file: the pipeline run's metrics, named by their path in it
+PIPELINE_RUN = Path("reports/mlflow_runs/pipeline.json")  # the record stage's run
 
 
 def split_file(split: str) -> Path:

@@ -18,8 +18,8 @@ def classification_metrics(actual: np.ndarray, probabilities: np.ndarray) -> dic
     predicted = probabilities.argmax(axis=1)
     report = classification_report(actual, predicted, labels=range(10), output_dict=True, zero_division=0)
     return {
-        "test_accuracy": float(np.mean(predicted == actual)),
-        "test_loss": float(log_loss(actual, probabilities, labels=range(10))),
+        "accuracy": float(np.mean(predicted == actual)),
+        "loss": float(log_loss(actual, probabilities, labels=range(10))),
         "macro_precision": report["macro avg"]["precision"],
         "macro_recall": report["macro avg"]["recall"],
         "macro_f1": report["macro avg"]["f1-score"],
@@ -29,12 +29,6 @@ def classification_metrics(actual: np.ndarray, probabilities: np.ndarray) -> dic
             if digit.isdigit()
         },
     }
-
-
-def mlflow_metrics(metrics: dict) -> dict[str, float]:
-    """`classification_metrics` flattened for MLflow: per-class scores become precision_3, f1_7, ..."""
-    per_class = {f"{name}_{d}": v for d, scores in metrics["per_class"].items() for name, v in scores.items()}
-    return {k: v for k, v in metrics.items() if k != "per_class"} | per_class
 
 
 def predictions_table(actual: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:

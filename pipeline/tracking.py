@@ -1,4 +1,7 @@
-"""MLflow glue: where the store is, the experiment, run tags, and the run hand-over between stages.
+"""MLflow glue: where the store is, the experiment, run names and tags, metric names, hand-overs.
+
+Three stages talk to MLflow: train and baseline each open a training run, and record opens the
+execution's one pipeline run (see pipeline/stages/record.py); the others write files only.
 
 The store is MLFLOW_TRACKING_URI when set, else `sqlite:///<repo root>/mlflow.db` with artifacts in
 `<repo root>/mlartifacts`, so `mlflow ui` at the repo root shows every run.  The repo root comes
@@ -30,16 +33,17 @@ from typing import Any
 
 import mlflow
 import numpy as np
-import yaml
 from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline import PipelineError, one_line
 from pipeline.files import content_digest, save_json
+from pipeline.paths import METRICS_DIR
 
 log = logging.getLogger(__name__)
 SERVER_TIMEOUT_S = 3  # a tracking server that does not answer its health check within this is down
 HOST_TAG, PID_TAG = "pipeline.host", "pipeline.pid"
+ROLE_TAG, EXPERIMENT_TAG = "pipeline.role", "dvc_exp_name"
 
 
 def repo_root() -> Path:
@@ -146,49 +150,65 @@ def _embedded_store_lock() -> Iterator[None]:
         yield
 
 
-def run_tags(arch: str) -> dict[str, str]:
-    """Tags tying a run to its code, its DVC experiment and the data stages that fed it."""
-    tags = {"model.arch": arch} | process_tags()
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
-    if commit.returncode == 0:
-        tags["git_commit"] = tags["mlflow.source.git.commit"] = commit.stdout.strip()
+def git_commit() -> str | None:
+    """The checked-out commit, or None outside a git repository."""
+    result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def run_tags(role: str) -> dict[str, str]:
+    """Tags tying a run to its role (pipeline, cnn, baseline), its code and its DVC experiment."""
+    tags = {ROLE_TAG: role} | process_tags()
+    if commit := git_commit():
+        tags["git_commit"] = tags["mlflow.source.git.commit"] = commit
     if experiment := os.environ.get("DVC_EXP_NAME"):
-        tags["dvc_exp_name"] = experiment
-    lock = Path("dvc.lock")
-    stages = yaml.safe_load(lock.read_text()).get("stages", {}) if lock.exists() else {}
-    for stage in ("download", "preprocess"):
-        for out in stages.get(stage, {}).get("outs", []):
-            tags[f"dvc.{stage}.{out['path']}"] = out["md5"]
+        tags[EXPERIMENT_TAG] = experiment
     return tags
 
 
-def run_name(default: str, role: str | None = None) -> str:
-    """The DVC experiment's name (suffixed by `role`, if any) when there is one, so MLflow and
-    `dvc exp show` agree; else `default`."""
-    experiment = os.environ.get("DVC_EXP_NAME")
-    if experiment is None:
-        return default
-    return f"{experiment}-{role}" if role else experiment
+def run_name(role: str | None = None) -> str:
+    """The DVC experiment's name when there is one (so MLflow and `dvc exp show` agree), else
+    `repro-<short commit>`; a training run adds its role: `<name>-cnn`."""
+    commit = git_commit()
+    name = os.environ.get("DVC_EXP_NAME") or (f"repro-{commit[:7]}" if commit else "repro")
+    return f"{name}-{role}" if role else name
+
+
+def metrics_of(files: dict[Path, dict]) -> dict[str, float]:
+    """Metrics files' contents as MLflow metrics, named by their path in metrics/ as sections:
+    metrics/speed/train.json's `seconds` is `speed/train/seconds`, which the MLflow UI groups by
+    section; booleans count 1 or 0."""
+    return {
+        "/".join([*path.relative_to(METRICS_DIR).with_suffix("").parts, *keys]): float(value)
+        for path, content in files.items()
+        for keys, value in _leaves(content).items()
+    }
+
+
+def epoch_metrics(logs: dict[str, float]) -> dict[str, float]:
+    """One epoch's Keras logs (accuracy, val_loss, ...) as MLflow metrics of the `epoch` section."""
+    return {f"epoch/{name}": float(value) for name, value in logs.items() if name != "epoch"}
 
 
 def flatten(params: Any) -> dict[str, str]:
     """Params (a dataclass, or a dict of them) as MLflow params: nested keys joined with dots."""
-    flat: dict[str, str] = {}
+    return {
+        ".".join(keys): json.dumps(value) if value is None or isinstance(value, bool) else str(value)
+        for keys, value in _leaves(params).items()
+    }
 
-    def walk(value: Any, key: str) -> None:
-        if dataclasses.is_dataclass(value):
-            value = dataclasses.asdict(value)
-        if isinstance(value, dict):
-            for name, item in value.items():
-                walk(item, f"{key}.{name}" if key else name)
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                walk(item, f"{key}.{i}")
-        else:
-            flat[key] = json.dumps(value) if value is None or isinstance(value, bool) else str(value)
 
-    walk(params, "")
-    return flat
+def _leaves(value: Any, keys: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    """Every leaf of nested dataclasses, dicts and lists, keyed by its path."""
+    if dataclasses.is_dataclass(value):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return {keys: value}
+    return {path: leaf for name, item in items for path, leaf in _leaves(item, (*keys, str(name))).items()}
 
 
 def log_dataset(x: np.ndarray, y: np.ndarray, name: str, source: Path, context: str) -> str:
@@ -202,23 +222,6 @@ def log_dataset(x: np.ndarray, y: np.ndarray, name: str, source: Path, context: 
     return digest
 
 
-def save_handover(path: Path, run: mlflow.ActiveRun, model_name: str, model_version: str | None) -> None:
-    """Tell later stages which run (and registered model version) this pipeline run is."""
+def save_handover(path: Path, run: mlflow.ActiveRun, model_name: str | None, model_version: str | None) -> None:
+    """Name the run (and registered model version) that produced this stage's outputs, for record."""
     save_json(path, {"run_id": run.info.run_id, "model_name": model_name, "model_version": model_version})
-
-
-@contextlib.contextmanager
-def resumed_run(path: Path, experiment: str) -> Iterator[dict[str, Any] | None]:
-    """Reopen the run named in hand-over file `path` and yield the hand-over; yield None (with a
-    warning) when this store lacks that run, as after a `dvc pull` of results computed elsewhere."""
-    handover = json.loads(path.read_text())
-    use_experiment(experiment)
-    try:
-        run = mlflow.start_run(run_id=handover["run_id"])
-    except MlflowException:
-        log.warning("MLflow run %s (from %s) is not in %s: not logging to it", handover["run_id"], path, tracking_uri())
-        yield None
-        return
-    with run:
-        mlflow.set_tags(process_tags())  # this process holds the run open now
-        yield handover

@@ -71,7 +71,8 @@ def digit_model(tmp_path_factory) -> SimpleNamespace:
     It really reads digits (over 95% right on typeset digits it never saw), so tests of predict, the
     export, the REST server and the draw page can check answers, not just shapes.
     """
-    from pipeline import models, train  # TensorFlow: only for the tests that need it
+    from pipeline import models  # TensorFlow: only for the tests that need it
+    from pipeline.stages import train  # TensorFlow: only for the tests that need it
     from pipeline.params import load_params
 
     params = load_params(REPO / "params.yaml")

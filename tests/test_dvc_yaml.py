@@ -1,75 +1,126 @@
-"""dvc.yaml agrees with the code: declared paths are the ones stages write, declared params exist."""
+"""dvc.yaml agrees with the code: every module a stage imports is a dep, declared paths are the ones
+stages write, record depends on everything it logs."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
+import pytest
 import yaml
 
-from pipeline import evaluate, paths
+from pipeline import paths
 from pipeline.__main__ import STAGES
+from pipeline.stages import evaluate, record
 from tests.mnist_files import REPO
 
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
+PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 
 
 def _outs(stage: dict) -> set[str]:
     return {next(iter(out)) if isinstance(out, dict) else out for out in stage.get("outs", [])}
 
 
-def test_every_stage_is_a_cli_command_run_the_same_way():
-    assert set(DVC["stages"]) <= set(STAGES)
-    for name, stage in DVC["stages"].items():
-        assert stage["cmd"] == f"python -m pipeline {name}"
-        assert f"pipeline/{name}.py" in stage["deps"]
+def _module_file(name: str) -> Path:
+    path = REPO.joinpath(*name.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def import_closure(module: str) -> set[str]:
+    """The files of every `pipeline` module that importing `module` runs, transitively (packages'
+    __init__ included; imports inside functions too)."""
+    seen: set[Path] = set()
+    pending = [module]
+    while pending:
+        parts = pending.pop().split(".")
+        for depth in range(1, len(parts) + 1):
+            file = _module_file(".".join(parts[:depth]))
+            if file in seen or not file.exists():
+                continue
+            seen.add(file)
+            for node in ast.walk(ast.parse(file.read_text())):
+                if isinstance(node, ast.Import):
+                    pending += [alias.name for alias in node.names if alias.name.startswith("pipeline")]
+                elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipeline"):
+                    pending += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+    return {str(file.relative_to(REPO)) for file in seen}
+
+
+def test_the_import_closure_follows_imports_inside_functions_and_packages():
+    closure = import_closure("pipeline.stages.photos")
+    assert {"pipeline/__init__.py", "pipeline/stages/__init__.py", "pipeline/inference.py"} <= closure
+    assert "pipeline/tracking.py" in closure  # inference imports it inside a function, for MLflow URIs
+
+
+@pytest.mark.parametrize("name", list(DVC["stages"]))
+def test_every_module_a_stage_imports_is_in_its_deps(name):
+    stage = DVC["stages"][name]
+    assert stage["cmd"] == f"python -m pipeline {name}"
+    code_deps = {dep for dep in stage["deps"] if dep.startswith("pipeline/")}
+    assert code_deps == import_closure(f"pipeline.stages.{name}")
+
+
+def test_every_stage_is_a_cli_command():
+    assert list(DVC["stages"]) == list(STAGES)
 
 
 def test_declared_outputs_match_the_code():
-    assert _outs(DVC["stages"]["train"]) == {
-        str(p) for p in (paths.CNN_MODEL, paths.CNN_RUN, paths.HISTORY, paths.TRAIN_METRICS, paths.TRAIN_SPEED)
-    }
-    evaluate_outs = (paths.TEST_METRICS, paths.INFERENCE_SPEED, paths.CNN_PREDICTIONS, paths.CLASSIFICATION_REPORT)
-    assert _outs(DVC["stages"]["evaluate"]) == {str(p) for p in (*evaluate_outs, *evaluate.FIGURES)}
-    assert _outs(DVC["stages"]["baseline"]) == {
-        str(p)
-        for p in (
+    expected = {
+        "download": (paths.RAW_DATA, paths.RAW_MANIFEST),
+        "preprocess": (
+            *map(paths.split_file, paths.SPLITS),
+            paths.DATA_METRICS,
+            paths.CLASS_COUNTS,
+            paths.CLASS_DISTRIBUTION_PLOT,
+        ),
+        "train": (
+            paths.CNN_MODEL,
+            paths.CNN_RUN,
+            paths.HISTORY,
+            paths.TRAIN_METRICS,
+            paths.VAL_METRICS,
+            paths.TRAIN_SPEED,
+        ),
+        "evaluate": (
+            paths.TEST_METRICS,
+            paths.PER_CLASS_METRICS,
+            paths.INFERENCE_SPEED,
+            paths.CNN_PREDICTIONS,
+            paths.CLASSIFICATION_REPORT,
+            *evaluate.FIGURES,
+        ),
+        "export": (paths.ONNX_MODEL, paths.EXPORT_METRICS, paths.EXPORT_SPEED),
+        "photos": (paths.PHOTOS_METRICS, paths.PHOTOS_PLOT),
+        "baseline": (
             paths.BASELINE_MODEL,
             paths.BASELINE_RUN,
             paths.BASELINE_METRICS,
             paths.BASELINE_SPEED,
             paths.BASELINE_PREDICTIONS,
-        )
+        ),
+        "compare": (paths.COMPARE_METRICS, paths.COMPARISON_REPORT, paths.COMPARISON_PLOT),
+        "record": (paths.PIPELINE_RUN,),
     }
-    assert _outs(DVC["stages"]["compare"]) == {
-        str(p) for p in (paths.COMPARE_METRICS, paths.COMPARISON_REPORT, paths.COMPARISON_PLOT)
-    }
-    assert _outs(DVC["stages"]["export"]) == {
-        str(paths.ONNX_MODEL),
-        str(paths.EXPORT_METRICS),
-        str(paths.EXPORT_SPEED),
-    }
-    assert _outs(DVC["stages"]["photos"]) == {str(paths.PHOTOS_METRICS), str(paths.PHOTOS_PLOT)}
-    assert _outs(DVC["stages"]["download"]) == {str(paths.RAW_DATA), str(paths.RAW_MANIFEST)}
-    assert _outs(DVC["stages"]["preprocess"]) == {str(paths.split_file(s)) for s in paths.SPLITS} | {
-        str(paths.DATA_METRICS),
-        str(paths.CLASS_DISTRIBUTION_PLOT),
+    assert {name: _outs(stage) for name, stage in DVC["stages"].items()} == {
+        name: {str(path) for path in files} for name, files in expected.items()
     }
 
 
-SECTION_OF_STAGE = {
-    "download": "data",
-    "preprocess": "preprocess",
-    "train": "train",
-    "evaluate": "evaluate",
-    "export": "export",
-    "photos": "photos",
-}
+def test_record_depends_on_everything_it_logs_and_every_params_section():
+    deps = DVC["stages"]["record"]["deps"]
+    logged = (*record.METRICS, *record.REPORTS, *record.FINGERPRINTED, *record.TRAININGS.values(), paths.RAW_MANIFEST)
+    assert {str(path) for path in logged} <= set(deps)
+    assert DVC["stages"]["record"]["params"] == list(PARAMS)
+    everything_written = set().union(*(_outs(stage) for name, stage in DVC["stages"].items() if name != "record"))
+    assert everything_written <= set(deps), "record must rerun whenever any stage ran"
 
 
-def test_each_stage_declares_exactly_the_keys_of_its_section():
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for stage, section in SECTION_OF_STAGE.items():
-        declared = set(DVC["stages"][stage]["params"])
-        keys = {f"{section}.{key}" for key in params[section]}
-        assert section in declared or keys <= declared, f"{stage} does not declare all of {section}"
+def test_metrics_are_declared_in_record_s_order_test_accuracy_first():
+    assert DVC["metrics"] == [str(path) for path in record.METRICS]
+    assert DVC["metrics"][0] == str(paths.TEST_METRICS)
+    on_disk = {str(path.relative_to(REPO)) for path in (REPO / "metrics").rglob("*.json")}
+    assert on_disk - set(DVC["metrics"]) == {"metrics/bench.json"}  # make bench's, not a stage's
 
 
 def _plot_files(entry: str | dict) -> set[str]:
@@ -89,6 +140,13 @@ def test_committed_metrics_and_plots_are_declared_at_top_level():
     }
     declared = set(DVC["metrics"]) | {file for entry in DVC["plots"] for file in _plot_files(entry)}
     assert declared <= uncached
-    # the rest: the MLflow hand-overs (uncached to keep the run cache off) and text reports
-    rest = (paths.CNN_RUN, paths.BASELINE_RUN, paths.CLASSIFICATION_REPORT, paths.COMPARISON_REPORT)
+    # the rest: the MLflow hand-overs (uncached to keep the run cache off) and text or table reports
+    rest = (
+        paths.CNN_RUN,
+        paths.BASELINE_RUN,
+        paths.PIPELINE_RUN,
+        paths.CLASSIFICATION_REPORT,
+        paths.COMPARISON_REPORT,
+        paths.CLASS_COUNTS,
+    )
     assert uncached - declared == {str(p) for p in rest}

@@ -7,7 +7,7 @@ import pytest
 
 from pipeline import models
 from pipeline.params import AugmentParams
-from pipeline.scoring import classification_metrics, inference_speed, mlflow_metrics, predictions_table
+from pipeline.scoring import classification_metrics, inference_speed, predictions_table
 from tests.mnist_files import one_hot
 
 
@@ -16,8 +16,8 @@ def test_metrics_match_a_hand_computed_case():
     predicted = actual.copy()
     predicted[:6] = [0, 0, 1, 1, 1, 2]  # one 0 taken for a 1
     metrics = classification_metrics(actual, one_hot(predicted))
-    assert metrics["test_accuracy"] == pytest.approx(36 / 37)
-    assert metrics["test_loss"] == pytest.approx(-np.log(0.91) * 36 / 37 - np.log(0.01) / 37)
+    assert metrics["accuracy"] == pytest.approx(36 / 37)
+    assert metrics["loss"] == pytest.approx(-np.log(0.91) * 36 / 37 - np.log(0.01) / 37)
     assert metrics["per_class"]["0"] == {
         "precision": 1.0,
         "recall": pytest.approx(14 / 15),
@@ -30,12 +30,6 @@ def test_metrics_match_a_hand_computed_case():
 def test_predictions_table_has_one_row_per_image():
     table = predictions_table(np.array([3, 4]), one_hot(np.array([3, 5]), confidence=0.55))
     assert table.to_dict("list") == {"actual": [3, 4], "predicted": [3, 5], "confidence": [0.55, 0.55]}
-
-
-def test_metrics_flatten_for_mlflow():
-    flat = mlflow_metrics(classification_metrics(np.arange(10), one_hot(np.arange(10))))
-    assert flat["test_accuracy"] == 1.0 and flat["f1_9"] == 1.0 and flat["recall_0"] == 1.0
-    assert len(flat) == 5 + 30
 
 
 def test_inference_speed_is_measured():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -37,43 +38,41 @@ def test_experiment_is_created_once_with_artifacts_beside_the_store(dvc_root):
     assert experiment.artifact_location == (dvc_root / "mlartifacts").as_uri()
 
 
-def test_run_is_handed_over_between_stages(dvc_root, tmp_path):
-    dvc_root.mkdir()
-    tracking.use_experiment("mnist")
-    with mlflow.start_run() as run:
-        tracking.save_handover(tmp_path / "run.json", run, "mnist-cnn", "3")
-    with tracking.resumed_run(tmp_path / "run.json", "mnist") as handover:
-        mlflow.log_metric("test_accuracy", 0.5)
-    assert handover["model_version"] == "3"
-    assert mlflow.get_run(run.info.run_id).data.metrics == {"test_accuracy": 0.5}
-
-
-def test_a_run_missing_from_this_store_is_skipped_with_a_warning(dvc_root, tmp_path, caplog):
-    dvc_root.mkdir()
-    (tmp_path / "run.json").write_text('{"run_id": "0123456789abcdef0123456789abcdef", "model_version": null}')
-    with tracking.resumed_run(tmp_path / "run.json", "mnist") as handover:
-        assert handover is None
-        assert mlflow.active_run() is None
-    assert "is not in sqlite:///" in caplog.text
-
-
-def test_tags_name_the_commit_the_experiment_and_the_data_stages(dvc_root, tmp_path, monkeypatch):
+def test_tags_name_the_role_the_commit_and_the_experiment(dvc_root, tmp_path, monkeypatch):
     monkeypatch.setenv("DVC_EXP_NAME", "sappy-fern")
-    (tmp_path / "dvc.lock").write_text(
-        "schema: '2.0'\nstages:\n  preprocess:\n    cmd: x\n    outs:\n    - path: data/processed/train.npz\n"
-        "      md5: abc\n      size: 1\n"
-    )
     monkeypatch.chdir(REPO)  # a git checkout, for the commit
-    tags = tracking.run_tags("lenet5")
-    monkeypatch.chdir(tmp_path)
-    tags_here = tracking.run_tags("lenet5")
+    tags = tracking.run_tags("cnn")
     assert len(tags["git_commit"]) == 40 and tags["mlflow.source.git.commit"] == tags["git_commit"]
-    assert tags_here == {
-        "model.arch": "lenet5",
+    assert tracking.run_name() == "sappy-fern" and tracking.run_name("cnn") == "sappy-fern-cnn"
+    monkeypatch.chdir(tmp_path)  # no git repository here
+    assert tracking.run_tags("pipeline") == {
+        "pipeline.role": "pipeline",
         "dvc_exp_name": "sappy-fern",
-        "dvc.preprocess.data/processed/train.npz": "abc",
         "pipeline.host": socket.gethostname(),
         "pipeline.pid": str(os.getpid()),
+    }
+
+
+def test_outside_an_experiment_the_run_is_named_after_the_commit(monkeypatch):
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    monkeypatch.chdir(REPO)
+    assert tracking.run_name() == f"repro-{tracking.git_commit()[:7]}"
+    assert tracking.run_name("baseline") == f"repro-{tracking.git_commit()[:7]}-baseline"
+
+
+def test_metrics_are_named_by_their_file_as_sections():
+    files = {
+        Path("metrics/test.json"): {"accuracy": 0.99, "loss": 0.03},
+        Path("metrics/speed/train.json"): {"train_seconds": 12.5},
+        Path("metrics/per_class.json"): {"7": {"recall": 0.5}},
+        Path("metrics/baseline.json"): {"converged": False},
+    }
+    assert tracking.metrics_of(files) == {
+        "test/accuracy": 0.99,
+        "test/loss": 0.03,
+        "speed/train/train_seconds": 12.5,
+        "per_class/7/recall": 0.5,
+        "baseline/converged": 0.0,
     }
 
 

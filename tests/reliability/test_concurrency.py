@@ -1,5 +1,5 @@
 """Concurrency: two `predict` processes at once, and the MLflow UI reading the SQLite store while a run
-writes to it.  (Four queued experiments on two workers: tests/test_pipeline.py, the queued grid.)"""
+writes to it.  (Four queued experiments on two workers: tests/stages/test_pipeline.py, the queued grid.)"""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline import environment
-from pipeline.photos import photograph
+from pipeline.stages.photos import photograph
 from tests.digits import font_mnist
 from tests.mnist_files import REPO
 from tests.servers import free_port, wait_until_up

@@ -1,5 +1,5 @@
 """Security: models load in Keras' safe mode, nothing untrusted is unpickled (the download's pickle:
-tests/test_download.py), servers listen on this machine only unless told otherwise, and temp files
+tests/stages/test_download.py), servers listen on this machine only unless told otherwise, and temp files
 are private and unguessable."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from pipeline import PipelineError
 from pipeline.__main__ import main as cli
-from pipeline.draw import make_server
+from pipeline.serving.draw import make_server
 from pipeline.files import atomic_write, load_npz
 from pipeline.inference import load_predictor
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from pipeline import PipelineError, paths, plots
-from pipeline.files import load_npz, save_json, save_npz
+from pipeline.files import atomic_write, load_npz, save_json, save_npz
 from pipeline.params import PreprocessParams, load_params
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,14 @@ def class_counts(splits: dict[str, Split]) -> dict[str, np.ndarray]:
     return {name: np.bincount(y, minlength=10) for name, (_, y) in splits.items()}
 
 
-def data_stats(counts: dict[str, np.ndarray]) -> dict[str, dict[str, int]]:
-    """The metrics file: each split's size and images per digit."""
-    return {name: {"total": int(c.sum())} | {str(d): int(n) for d, n in enumerate(c)} for name, c in counts.items()}
+def split_sizes(counts: dict[str, np.ndarray]) -> dict[str, int]:
+    """The metrics file: images in each split (the per-digit counts are a report, not metrics)."""
+    return {name: int(c.sum()) for name, c in counts.items()}
+
+
+def class_count_table(counts: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Images per digit (rows) in each split (columns)."""
+    return pd.DataFrame(counts).rename_axis("digit")
 
 
 def main() -> None:
@@ -52,6 +58,8 @@ def main() -> None:
     for name, (x, y) in splits.items():
         save_npz(paths.split_file(name), {"x": x, "y": y})
     counts = class_counts(splits)
-    save_json(paths.DATA_METRICS, data_stats(counts))
+    save_json(paths.DATA_METRICS, split_sizes(counts))
+    with atomic_write(paths.CLASS_COUNTS) as tmp:
+        class_count_table(counts).to_csv(tmp)
     plots.save(plots.class_distribution(counts), paths.CLASS_DISTRIBUTION_PLOT)
     log.info("split sizes: %s", ", ".join(f"{name} {len(y)}" for name, (_, y) in splits.items()))

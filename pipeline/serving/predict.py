@@ -15,15 +15,10 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from pipeline import PipelineError
-from pipeline.images import ImageError, load_digit
-from pipeline.inference import Predictor, default_model, load_predictor, predict_in_batches
+from pipeline.inference import TOP, default_model, load_predictor, predict_files
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-BATCH_SIZE = 256
-TOP = 3
 
 
 def image_files(patterns: list[str]) -> list[Path]:
@@ -38,26 +33,6 @@ def image_files(patterns: list[str]) -> list[Path]:
         else:
             files.append(path)  # a missing file is reported with the others' errors
     return files
-
-
-def predict(files: list[Path], predictor: Predictor) -> list[dict]:
-    """One row per file: digit, confidence and top 3 [(digit, probability)], or the error."""
-    rows, digits = [], []
-    for path in files:
-        try:
-            digits.append(load_digit(path))
-            rows.append({"file": str(path)})
-        except ImageError as error:
-            rows.append({"file": str(path), "error": str(error)})
-    readable = [row for row in rows if "error" not in row]
-    if readable:
-        for row, probabilities in zip(
-            readable, predict_in_batches(predictor, np.stack(digits), BATCH_SIZE), strict=True
-        ):
-            top = np.argsort(probabilities)[::-1][:TOP]
-            row["digit"], row["confidence"] = int(top[0]), float(probabilities[top[0]])
-            row["top3"] = [[int(d), round(float(probabilities[d]), 6)] for d in top]
-    return rows
 
 
 def render(rows: list[dict], output: str) -> str:
@@ -87,7 +62,7 @@ def main(paths: list[str], model: str | None = None, output: str = "table") -> i
     files = image_files(paths)
     if not files:
         raise PipelineError(f"no image files in {' '.join(paths)} (expected {', '.join(sorted(IMAGE_SUFFIXES))})")
-    rows = predict(files, load_predictor(model or default_model()))
+    rows = predict_files(files, load_predictor(model or default_model()))
     for row in rows:
         if "error" in row:
             print(f"error: {row['error']}", file=sys.stderr)

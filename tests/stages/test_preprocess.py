@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
 from pipeline import PipelineError, paths
-from pipeline import preprocess as stage
+from pipeline.stages import preprocess as stage
 from pipeline.files import load_npz, save_npz
 from pipeline.params import PreprocessParams
 from tests.mnist_files import fake_mnist
@@ -78,5 +79,7 @@ def test_main_writes_splits_stats_and_plot(tmp_path, monkeypatch, repo_params):
         "test": 100,
     }
     stats = json.loads(paths.DATA_METRICS.read_text())
-    assert stats["val"] == {"total": 60} | {str(d): 6 for d in range(10)}
+    assert stats == {"train": 240, "val": 60, "test": 100}
+    counts = pd.read_csv(paths.CLASS_COUNTS, index_col="digit")
+    assert counts["val"].tolist() == [6] * 10 and counts.index.tolist() == list(range(10))
     assert paths.CLASS_DISTRIBUTION_PLOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

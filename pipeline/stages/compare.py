@@ -3,22 +3,21 @@
 Besides the side-by-side table, McNemar's test says whether the difference is more than luck: it
 looks only at the images exactly one of the two models gets right, and asks how likely so lopsided
 a split would be if both were equally good (exact binomial form, valid for any count).  The
-results go to reports/comparison.md, metrics/compare.json and into both models' MLflow runs.
+results go to reports/comparison.md, metrics/compare.json and reports/comparison.png.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-from pipeline import PipelineError, paths, plots, tracking
+from pipeline import PipelineError, paths, plots
 from pipeline.files import atomic_write, save_json
-from pipeline.params import load_params
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +31,22 @@ def mcnemar(cnn_correct: np.ndarray, baseline_correct: np.ndarray) -> dict[str, 
     return {"only_cnn_right": only_cnn, "only_baseline_right": only_baseline, "mcnemar_p_value": float(p_value)}
 
 
+def per_digit_accuracy(predictions: pd.DataFrame) -> pd.Series:
+    """The share of each digit's test images predicted right (its recall), in %."""
+    return 100 * (predictions.actual == predictions.predicted).groupby(predictions.actual).mean()
+
+
 def comparison_table(cnn: dict, baseline: dict, test_images: int) -> pd.DataFrame:
-    """One row per figure, one column per model."""
+    """One row per figure, one column per model; each model's dict holds its metrics and `per_digit`."""
     rows = {
-        "test accuracy (%)": lambda m: 100 * m["test_accuracy"],
+        "test accuracy (%)": lambda m: 100 * m["accuracy"],
         "macro F1": lambda m: m["macro_f1"],
-        f"errors (of {test_images:,})": lambda m: round((1 - m["test_accuracy"]) * test_images),
+        f"errors (of {test_images:,})": lambda m: round((1 - m["accuracy"]) * test_images),
         "train time (s)": lambda m: m["train_seconds"],
         "inference (images/s)": lambda m: m["throughput_images_per_s"],
         "latency, 1 image (ms)": lambda m: m["latency_ms_p50"],
         "parameters": lambda m: m["params"],
-    } | {f"accuracy on {d} (%)": (lambda m, d=d: 100 * m["per_class"][d]["recall"]) for d in map(str, range(10))}
+    } | {f"accuracy on {d} (%)": (lambda m, d=d: m["per_digit"][d]) for d in range(10)}
     return pd.DataFrame({name: [row(cnn), row(baseline)] for name, row in rows.items()}, index=["CNN", "baseline"]).T
 
 
@@ -68,25 +72,23 @@ def _cell(value: float) -> str:
 
 
 def main() -> None:
-    experiment = load_params().mlflow.experiment
-    cnn = (
-        _read(paths.TEST_METRICS) | _read(paths.TRAIN_METRICS) | _read(paths.TRAIN_SPEED) | _read(paths.INFERENCE_SPEED)
-    )
-    baseline = _read(paths.BASELINE_METRICS) | _read(paths.BASELINE_SPEED)
     cnn_predictions, baseline_predictions = pd.read_csv(paths.CNN_PREDICTIONS), pd.read_csv(paths.BASELINE_PREDICTIONS)
     if not cnn_predictions["actual"].equals(baseline_predictions["actual"]):
         raise PipelineError(
             f"{paths.CNN_PREDICTIONS} and {paths.BASELINE_PREDICTIONS} do not list the same test images"
         )
+    cnn = _read(paths.TEST_METRICS, paths.TRAIN_METRICS, paths.TRAIN_SPEED, paths.INFERENCE_SPEED)
+    baseline = _read(paths.BASELINE_METRICS, paths.BASELINE_SPEED)
+    cnn["per_digit"], baseline["per_digit"] = map(per_digit_accuracy, (cnn_predictions, baseline_predictions))
     test = mcnemar(
         (cnn_predictions.actual == cnn_predictions.predicted).to_numpy(),
         (baseline_predictions.actual == baseline_predictions.predicted).to_numpy(),
     )
     table = comparison_table(cnn, baseline, len(cnn_predictions))
-    baseline_errors = 1 - baseline["test_accuracy"]
+    baseline_errors = 1 - baseline["accuracy"]
     metrics = test | {
-        "accuracy_gain_pt": round(100 * (cnn["test_accuracy"] - baseline["test_accuracy"]), 2),
-        "error_reduction": round(1 - (1 - cnn["test_accuracy"]) / baseline_errors, 4) if baseline_errors else 0.0,
+        "accuracy_gain_pt": round(100 * (cnn["accuracy"] - baseline["accuracy"]), 2),
+        "error_reduction": round(1 - (1 - cnn["accuracy"]) / baseline_errors, 4) if baseline_errors else 0.0,
     }
 
     save_json(paths.COMPARE_METRICS, metrics)
@@ -94,20 +96,14 @@ def main() -> None:
         tmp.write_text(report(table, test))
     per_class = table.loc[[name for name in table.index if name.startswith("accuracy on")]]
     plots.save(plots.comparison(100 - per_class.rename(index=lambda name: name.split()[2])), paths.COMPARISON_PLOT)
-
-    for handover_file in (paths.CNN_RUN, paths.BASELINE_RUN):
-        with tracking.resumed_run(handover_file, experiment) as handover:
-            if handover:
-                mlflow.log_metrics({f"compare.{k}": v for k, v in metrics.items()})
-                mlflow.log_artifact(str(paths.COMPARISON_REPORT), artifact_path="reports")
-                mlflow.log_artifact(str(paths.COMPARISON_PLOT), artifact_path="reports")
     log.info(
         "CNN %.2f%% vs baseline %.2f%%: McNemar p = %.3g",
-        100 * cnn["test_accuracy"],
-        100 * baseline["test_accuracy"],
+        100 * cnn["accuracy"],
+        100 * baseline["accuracy"],
         test["mcnemar_p_value"],
     )
 
 
-def _read(path) -> dict:
-    return json.loads(path.read_text())
+def _read(*files: Path) -> dict:
+    """The metrics files merged into one dict."""
+    return {key: value for path in files for key, value in json.loads(path.read_text()).items()}

@@ -12,16 +12,14 @@ import logging
 import tempfile
 from pathlib import Path
 
-import mlflow
 import numpy as np
 from PIL import Image
 
-from pipeline import paths, plots, tracking
+from pipeline import paths, plots
 from pipeline.files import save_json
 from pipeline.images import ImageError, load_digit
-from pipeline.inference import load_predictor, predict_in_batches
+from pipeline.inference import load_predictor, predict_files, predict_in_batches
 from pipeline.params import load_params
-from pipeline.predict import predict
 
 log = logging.getLogger(__name__)
 SHOWN = 8  # photos in the report figure
@@ -62,7 +60,7 @@ def main() -> None:
         files = [Path(folder, f"test-{i:05d}.jpg") for i in chosen]
         for path, digit in zip(files, images[chosen], strict=True):
             photograph(digit, rng).save(path, quality=int(rng.integers(60, 95)))
-        rows = predict(files, predictor)
+        rows = predict_files(files, predictor)
         shown = [np.asarray(Image.open(path)) for path in files[:SHOWN]]
         normalised = [_digit_or_blank(path) for path in files[:SHOWN]]
     on_photos = np.array([row.get("digit", -1) for row in rows])
@@ -78,10 +76,6 @@ def main() -> None:
     captions = [f"true {a}, pred {p}" for a, p in zip(actual[chosen][:SHOWN], on_photos[:SHOWN], strict=True)]
     plots.save(plots.photos(shown, normalised, captions), paths.PHOTOS_PLOT)
 
-    with tracking.resumed_run(paths.CNN_RUN, all_params.mlflow.experiment) as handover:
-        if handover:
-            mlflow.log_metrics({key: value for key, value in metrics.items() if key != "images"})
-            mlflow.log_artifact(str(paths.PHOTOS_PLOT), artifact_path="reports")
     log.info(
         "%d photographed test digits: %.2f%% right, against %.2f%% for the same digits as in MNIST (%d unreadable)",
         metrics["images"],

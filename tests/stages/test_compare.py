@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from pipeline import compare as stage
+from pipeline.stages import compare as stage
 
 
 def paired(only_cnn: int, only_baseline: int, both: int = 50, neither: int = 5):
@@ -27,22 +28,25 @@ def test_mcnemar_is_symmetric_and_balanced_disagreement_is_no_evidence():
     assert stage.mcnemar(*paired(0, 0))["mcnemar_p_value"] == 1.0
 
 
-def metrics(accuracy: float, recall_of_3: float) -> dict:
-    per_class = {str(d): {"precision": 1.0, "recall": 1.0, "f1": 1.0} for d in range(10)}
-    per_class["3"]["recall"] = recall_of_3
+def metrics(accuracy: float, accuracy_on_3: float) -> dict:
     return {
-        "test_accuracy": accuracy,
+        "accuracy": accuracy,
         "macro_f1": 0.9,
         "train_seconds": 12.5,
         "throughput_images_per_s": 1000,
         "latency_ms_p50": 1.5,
         "params": 7850,
-        "per_class": per_class,
+        "per_digit": pd.Series([100.0] * 3 + [accuracy_on_3] + [100.0] * 6),
     }
 
 
+def test_per_digit_accuracy_is_each_digit_s_share_right():
+    predictions = pd.DataFrame({"actual": [3, 3, 3, 3, 7], "predicted": [3, 3, 3, 8, 1]})
+    assert stage.per_digit_accuracy(predictions).to_dict() == {3: 75.0, 7: 0.0}
+
+
 def test_table_and_report():
-    table = stage.comparison_table(metrics(0.995, 0.98), metrics(0.9257, 0.9), test_images=10_000)
+    table = stage.comparison_table(metrics(0.995, 98.0), metrics(0.9257, 90.0), test_images=10_000)
     assert table.loc["test accuracy (%)"].tolist() == pytest.approx([99.5, 92.57])
     assert table.loc["errors (of 10,000)"].tolist() == [50, 743]
     assert table.loc["accuracy on 3 (%)"].tolist() == pytest.approx([98, 90])

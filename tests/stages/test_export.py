@@ -8,7 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from pipeline import PipelineError, export, paths
+from pipeline import PipelineError, paths
+from pipeline.stages import export
 from pipeline.files import save_npz
 from pipeline.inference import keras_predictor, onnx_predictor
 from tests.digits import font_mnist

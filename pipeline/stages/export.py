@@ -11,10 +11,9 @@ from __future__ import annotations
 import logging
 
 import keras
-import mlflow
 import numpy as np
 
-from pipeline import PipelineError, models, paths, tracking
+from pipeline import PipelineError, models, paths
 from pipeline.files import atomic_write, save_json
 from pipeline.inference import keras_predictor, onnx_predictor, predict_in_batches
 from pipeline.params import load_params
@@ -65,10 +64,6 @@ def main() -> None:
     save_json(paths.EXPORT_METRICS, report)
     save_json(paths.EXPORT_SPEED, speed)
 
-    with tracking.resumed_run(paths.CNN_RUN, all_params.mlflow.experiment) as handover:
-        if handover:
-            mlflow.log_metrics({f"export_{key}": value for key, value in (report | speed).items()})
-            mlflow.log_artifact(str(paths.ONNX_MODEL), artifact_path="export")
     log.info(
         "ONNX agrees on %.2f%% of test images (accuracy %.4f vs Keras %.4f); %s vs %s images/s, latency %s vs %s ms",
         100 * report["agreement"],

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from pipeline import baseline as stage
+from pipeline.stages import baseline as stage
 from pipeline.params import BaselineParams
 from tests.mnist_files import learnable_mnist
 

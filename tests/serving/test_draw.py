@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from pipeline.draw import make_server
+from pipeline.serving.draw import make_server
 from pipeline.inference import load_predictor
 
 pytestmark = pytest.mark.slow

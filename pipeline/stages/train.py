@@ -1,8 +1,9 @@
 """train stage: fit the CNN named by `model.arch`, seeded and deterministic, and open its MLflow run.
 
 Writes models/cnn.keras (the weights of the best validation epoch, as an inference model), the
-per-epoch history for `dvc plots`, train metrics, and reports/mlflow_runs/cnn.json, which hands the
-MLflow run on to evaluate and compare.  `train.distribute` spreads each batch over several devices
+per-epoch history for `dvc plots`, train and validation metrics, and reports/mlflow_runs/cnn.json,
+which names the training run and its registered model version for the record stage.  The training
+run gets live per-epoch curves, the model (with signature and input example), registered once.  `train.distribute` spreads each batch over several devices
 with `tf.distribute.MirroredStrategy`; `train.batch_size` is per device (replica).
 """
 
@@ -148,25 +149,21 @@ class _RecordLearningRate(keras.callbacks.Callback):
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
-def summary(history: pd.DataFrame, model: keras.Model) -> dict[str, float | int]:
-    """Train metrics: the best validation epoch, how many epochs ran, the model's size."""
+def summary(history: pd.DataFrame, model: keras.Model) -> tuple[dict, dict]:
+    """Train metrics (epochs run, the best validation epoch, the model's size) and validation
+    metrics (accuracy and loss of the best epoch, whose weights are kept)."""
     best = history.loc[history["val_accuracy"].idxmax()]
-    return {
-        "best_val_accuracy": float(best["val_accuracy"]),
-        "best_epoch": int(best["epoch"]),
-        "epochs_run": len(history),
-        "params": model.count_params(),
-    }
+    train_metrics = {"epochs_run": len(history), "best_epoch": int(best["epoch"]), "params": model.count_params()}
+    return train_metrics, {"accuracy": float(best["val_accuracy"]), "loss": float(best["val_loss"])}
 
 
 def main() -> None:
     params = load_params()
+    tracking.use_experiment(params.mlflow.experiment)  # a store that cannot be used fails before any work
     training, validation = paths.load_split("train"), paths.load_split("val")
-    tracking.use_experiment(params.mlflow.experiment)
-    tags = tracking.run_tags(params.model.arch) | {"pipeline.role": "cnn"}
     strategy = distribution(params.train.distribute)
-    with tracking.start_run(tracking.run_name(params.model.arch), tags) as run:
-        mlflow.log_params(tracking.flatten(params))
+    with tracking.start_run(tracking.run_name("cnn"), tracking.run_tags("cnn") | {"model.arch": params.model.arch}) as run:
+        mlflow.log_params(tracking.flatten({"preprocess": params.preprocess, "model": params.model, "train": params.train}))
         mlflow.log_params(
             {
                 "train.replicas": strategy.num_replicas_in_sync,
@@ -177,22 +174,23 @@ def main() -> None:
         tracking.log_dataset(*validation, "mnist-val", paths.split_file("val"), "validation")
         mlflow.set_tag("data_digest", digest)
         log_epoch = keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs: mlflow.log_metrics(logs, step=epoch + 1)
+            on_epoch_end=lambda epoch, logs: mlflow.log_metrics(tracking.epoch_metrics(logs), step=epoch + 1)
         )
         start = time.perf_counter()
         trained, history = train(training, validation, params.model, params.train, [log_epoch], strategy)
         seconds = time.perf_counter() - start
 
-        metrics = summary(history, trained)
+        train_metrics, val_metrics = summary(history, trained)
         model = models.inference_model(trained)
         speed = {"train_seconds": round(seconds, 1), "seconds_per_epoch": round(seconds / len(history), 2)}
         with atomic_write(paths.CNN_MODEL) as tmp:
             model.save(tmp)
         with atomic_write(paths.HISTORY) as tmp:
             history.to_csv(tmp, index=False, float_format="%.6g")
-        save_json(paths.TRAIN_METRICS, metrics)
-        save_json(paths.TRAIN_SPEED, speed)
-        mlflow.log_metrics(metrics | speed)
+        outputs = {paths.TRAIN_METRICS: train_metrics, paths.VAL_METRICS: val_metrics, paths.TRAIN_SPEED: speed}
+        for path, metrics in outputs.items():
+            save_json(path, metrics)
+        mlflow.log_metrics(tracking.metrics_of(outputs))
 
         info = mlflow.keras.log_model(
             model,
@@ -208,9 +206,9 @@ def main() -> None:
     log.info(
         "%s: best val_accuracy %.4f at epoch %d of %d, %.0f s; MLflow run %s",
         params.model.arch,
-        metrics["best_val_accuracy"],
-        metrics["best_epoch"],
-        metrics["epochs_run"],
+        val_metrics["accuracy"],
+        train_metrics["best_epoch"],
+        train_metrics["epochs_run"],
         seconds,
         run.info.run_id,
     )

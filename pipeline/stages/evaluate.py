@@ -1,9 +1,9 @@
-"""evaluate stage: the trained CNN on the untouched test set, logged into the run train opened.
+"""evaluate stage: the trained CNN scored once on the untouched test set.
 
-Writes test metrics (accuracy, loss, per-class precision/recall/F1 and macro averages), inference
-speed (throughput and single-image latency), per-image predictions (DVC's confusion plot and the
-compare stage read them), and figures: confusion matrix, misclassified and sample predictions,
-training curves.  The registered model version gets the alias `candidate`.
+Writes test metrics (accuracy, loss, macro precision/recall/F1), per-digit precision/recall/F1,
+inference speed (throughput and single-image latency), per-image predictions (DVC's confusion plot
+and the compare stage read them), and figures: confusion matrix, misclassified and sample
+predictions, training curves.  Nothing here chooses anything: the test set is only reported.
 """
 
 from __future__ import annotations
@@ -11,18 +11,16 @@ from __future__ import annotations
 import logging
 
 import keras
-import mlflow
 import numpy as np
 import pandas as pd
 from sklearn.metrics import classification_report
 
-from pipeline import paths, plots, tracking
+from pipeline import paths, plots
 from pipeline.files import atomic_write, save_json
 from pipeline.params import load_params
-from pipeline.scoring import classification_metrics, inference_speed, mlflow_metrics, save_predictions
+from pipeline.scoring import classification_metrics, inference_speed, save_predictions
 
 log = logging.getLogger(__name__)
-CANDIDATE_ALIAS = "candidate"
 FIGURES = (paths.CONFUSION_PLOT, paths.MISCLASSIFIED_PLOT, paths.SAMPLES_PLOT, paths.CURVES_PLOT)
 
 
@@ -49,15 +47,16 @@ def figures(images: np.ndarray, table: pd.DataFrame, history: pd.DataFrame, grid
 
 
 def main() -> None:
-    all_params = load_params()
-    params, experiment = all_params.evaluate, all_params.mlflow.experiment
+    params = load_params().evaluate
     images, actual = paths.load_split("test")
     model = keras.saving.load_model(paths.CNN_MODEL, safe_mode=True)
     probabilities = model.predict(images, batch_size=params.batch_size, verbose=0)
     metrics = classification_metrics(actual, probabilities)
+    per_class = metrics.pop("per_class")
     speed = inference_speed(model.predict_on_batch, images, params.batch_size, params.latency_runs)
 
     save_json(paths.TEST_METRICS, metrics)
+    save_json(paths.PER_CLASS_METRICS, per_class)
     save_json(paths.INFERENCE_SPEED, speed)
     table = save_predictions(paths.CNN_PREDICTIONS, actual, probabilities)
     with atomic_write(paths.CLASSIFICATION_REPORT) as tmp:
@@ -65,19 +64,10 @@ def main() -> None:
     for path, figure in figures(images, table, pd.read_csv(paths.HISTORY), params.grid_size).items():
         plots.save(figure, path)
 
-    with tracking.resumed_run(paths.CNN_RUN, experiment) as handover:
-        if handover:
-            mlflow.log_metrics(mlflow_metrics(metrics) | speed)
-            for path in (paths.TEST_METRICS, paths.CNN_PREDICTIONS, paths.CLASSIFICATION_REPORT, *FIGURES):
-                mlflow.log_artifact(str(path), artifact_path=path.parent.name)
-            if handover["model_version"] is not None:
-                mlflow.MlflowClient().set_registered_model_alias(
-                    handover["model_name"], CANDIDATE_ALIAS, handover["model_version"]
-                )
     log.info(
         "test accuracy %.4f, loss %.4f, macro F1 %.4f; %s images/s, latency %s ms",
-        metrics["test_accuracy"],
-        metrics["test_loss"],
+        metrics["accuracy"],
+        metrics["loss"],
         metrics["macro_f1"],
         speed["throughput_images_per_s"],
         speed["latency_ms_p50"],

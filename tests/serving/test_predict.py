@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from pipeline import PipelineError
-from pipeline.inference import load_predictor
-from pipeline.photos import photograph
-from pipeline.predict import image_files, predict
+from pipeline.inference import load_predictor, predict_files
+from pipeline.stages.photos import photograph
+from pipeline.serving.predict import image_files
 from tests.digits import font_mnist
 from tests.mnist_files import REPO
 
@@ -49,7 +49,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_photos_are_read_right(digit_model, photos):
     files, labels = photos
-    rows = predict(files, load_predictor(digit_model.onnx_path))
+    rows = predict_files(files, load_predictor(digit_model.onnx_path))
     assert np.mean([row["digit"] for row in rows] == labels) >= 0.9
     for row in rows:
         assert row["top3"][0] == [row["digit"], pytest.approx(row["confidence"], abs=1e-6)]
@@ -58,8 +58,8 @@ def test_photos_are_read_right(digit_model, photos):
 
 def test_keras_and_onnx_models_give_the_same_answers(digit_model, photos):
     files, _ = photos
-    by_keras = predict(files, load_predictor(digit_model.keras_path))
-    by_onnx = predict(files, load_predictor(digit_model.onnx_path))
+    by_keras = predict_files(files, load_predictor(digit_model.keras_path))
+    by_onnx = predict_files(files, load_predictor(digit_model.onnx_path))
     assert [row["digit"] for row in by_keras] == [row["digit"] for row in by_onnx]
     assert np.allclose([row["confidence"] for row in by_keras], [row["confidence"] for row in by_onnx], atol=1e-4)
 
@@ -103,8 +103,8 @@ def test_an_mlflow_registry_uri_loads_the_registered_model(digit_model, photos, 
         info = mlflow.keras.log_model(digit_model.model, name="model", registered_model_name="digits")
     mlflow.MlflowClient().set_registered_model_alias("digits", "champion", info.registered_model_version)
     files, _ = photos
-    by_uri = predict(files[:10], load_predictor("models:/digits@champion"))
-    by_file = predict(files[:10], load_predictor(digit_model.keras_path))
+    by_uri = predict_files(files[:10], load_predictor("models:/digits@champion"))
+    by_file = predict_files(files[:10], load_predictor(digit_model.keras_path))
     assert [row["digit"] for row in by_uri] == [row["digit"] for row in by_file]
     with pytest.raises(PipelineError, match="models:/digits@nobody: cannot load from sqlite"):
         load_predictor("models:/digits@nobody")

@@ -11,9 +11,9 @@ import socket
 import pytest
 import yaml
 
-from pipeline import download as stage
+from pipeline.stages import download as stage
 from pipeline import paths
-from pipeline.download import DownloadError, SourceError, decode
+from pipeline.stages.download import DownloadError, SourceError, decode
 from pipeline.files import content_digest, load_npz
 from pipeline.params import DataParams, parse_params
 from tests.mnist_files import (

@@ -1,0 +1,1 @@
+"""The user commands around a trained model: predict, draw, serve, promote, ui, server."""
