@@ -25,9 +25,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the checkout
 
-from pipeline import paths, plots  # noqa: E402
-from pipeline.files import atomic_write, save_json  # noqa: E402
-from pipeline.params import AugmentParams, TrainParams, load_params  # noqa: E402
+from pipeline import paths, plots
+from pipeline.files import atomic_write, save_json
+from pipeline.params import AugmentParams, TrainParams, load_params
 
 THRESHOLDS = (0.985, 0.99, 0.995)
 SEEDS = ("tiny", "simple", "lenet5", "bn", "deep")
@@ -51,9 +51,9 @@ def train_one(arch: str, quick: bool) -> dict:
     """Train `arch` with its recipe; its per-epoch test accuracy, speed and peak memory."""
     import keras
 
-    from pipeline.stages import train
     from pipeline.params import ModelParams
     from pipeline.scoring import inference_speed
+    from pipeline.stages import train
 
     params = load_params()
     recipe = params.train if arch == "default" else seed_recipe(params.train, params.train.epochs)

@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     stage = options.pop("stage")
     logging.basicConfig(level=logging.INFO, format="%(module)s: %(message)s", stream=sys.stderr)
     try:
-        status = importlib.import_module(f"pipeline.{'stages' if stage in STAGES else 'serving'}.{stage}").main(**options) or 0
+        status = (
+            importlib.import_module(f"pipeline.{'stages' if stage in STAGES else 'serving'}.{stage}").main(**options)
+            or 0
+        )
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

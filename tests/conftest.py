@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
 import http.server
+import os
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +21,7 @@ import yaml
 from tests.digits import font_mnist
 from tests.mnist_files import REPO
 from tests.reliability.checks import DATA_LOST
+from tests.repos import make_repo, run
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -37,10 +41,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def http_server(tmp_path: Path) -> Iterator[tuple[Path, str, list[str]]]:
-    """(folder served, its base URL on 127.0.0.1, the list of paths requested)."""
-    root = tmp_path / "served"
+@contextlib.contextmanager
+def _serve(root: Path) -> Iterator[tuple[Path, str, list[str]]]:
     root.mkdir()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
     server.requests = []
@@ -52,9 +54,48 @@ def http_server(tmp_path: Path) -> Iterator[tuple[Path, str, list[str]]]:
 
 
 @pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[tuple[Path, str, list[str]]]:
+    """(folder served, its base URL on 127.0.0.1, the list of paths requested)."""
+    with _serve(tmp_path / "served") as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory) -> Iterator[SimpleNamespace]:
+    """One tiny `dvc repro` for the whole session (a local server as the data source), committed.
+
+    `pristine` keeps it; the `repo` fixture restores it to `path` for each test, always at the same
+    place, since the MLflow store records its artifacts' absolute location.
+    """
+    folder = tmp_path_factory.mktemp("reproduced")
+    with _serve(folder / "served") as served:
+        path = make_repo(folder, served, yaml.safe_load((REPO / "params.yaml").read_text()))
+        output = run(path, "dvc", "repro")
+    run(path, "git", "add", "-A")
+    run(path, "git", "commit", "-qm", "results of dvc repro")
+    pristine = folder / "pristine"
+    shutil.copytree(path, pristine, symlinks=True)
+    yield SimpleNamespace(path=path, pristine=pristine, output=output.stdout + output.stderr)
+
+
+@pytest.fixture
+def repo(reproduced) -> Path:
+    """A fresh copy of the session's reproduced repo: results committed, one pipeline run in its store."""
+    shutil.rmtree(reproduced.path)
+    shutil.copytree(reproduced.pristine, reproduced.path, symlinks=True)
+    return reproduced.path
+
+
+@pytest.fixture
 def repo_params() -> dict[str, Any]:
     """params.yaml of the repo as a plain dict, a fresh copy for each test to override."""
     return copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text()))
+
+
+# MLflow keeps one SQLAlchemy engine per store URI for the whole process, with pooled SQLite
+# connections: without pooling, each read opens the file anew, so a store restored at the same path
+# (the `repo` fixture) is read as it is now.
+os.environ["MLFLOW_SQLALCHEMYSTORE_POOLCLASS"] = "NullPool"
 
 
 @pytest.fixture(autouse=True)
@@ -72,8 +113,8 @@ def digit_model(tmp_path_factory) -> SimpleNamespace:
     export, the REST server and the draw page can check answers, not just shapes.
     """
     from pipeline import models  # TensorFlow: only for the tests that need it
-    from pipeline.stages import train  # TensorFlow: only for the tests that need it
     from pipeline.params import load_params
+    from pipeline.stages import train  # TensorFlow: only for the tests that need it
 
     params = load_params(REPO / "params.yaml")
     recipe = dataclasses.replace(params.train, epochs=4, batch_size=64, ema_momentum=0.0, early_stopping_patience=0)

@@ -51,7 +51,8 @@ def run(repo: Path, *command: str, check: bool = True, timeout_s: float = 900) -
 
 
 def make_repo(tmp_path: Path, http_server: tuple, repo_params: dict[str, Any]) -> Path:
-    """A git repo holding a copy of this one, whose sources are a dead URL, then a local server."""
+    """A git repo holding a copy of this one, set for a tiny run, whose sources are a dead URL, then
+    a local server."""
     root, url, _ = http_server
     mnist = write_npz(root, fake_mnist())
     files = {mnist.name: sha256(mnist)}

@@ -19,8 +19,11 @@ from PIL import Image
 
 from pipeline import environment, paths
 from pipeline.files import load_npz
+from pipeline.inference import keras_predictor, predict_files
 from tests.mnist_files import REPO
 from tests.repos import make_repo, run, wait_for_queue
+from tests.stages.test_pipeline import assert_grid_is_one_run_per_experiment
+from tests.tracked import assert_run_matches_outputs, runs_by_role, snapshot
 from tests.servers import free_port, wait_until_up
 
 pytestmark = pytest.mark.slow
@@ -82,35 +85,40 @@ def test_a_team_shares_runs_through_a_postgresql_server_and_data_through_a_remot
     run(repo, "git", "commit", "-qm", "results")
     run(repo, "dvc", "push")
     assert_a_fresh_clone_pulls_everything(repo, tmp_path / "clone")
-    run(repo, "dvc", "exp", "run", "--queue", "-S", "train.batch_size=32,48")
+
+    first = runs_by_role(team_server)["pipeline"][0]
+    assert_run_matches_outputs(first, repo)
+    before = snapshot(first.info.run_id)
+    run(repo, "dvc", "exp", "run", "-n", "ev16", "-S", "evaluate.grid_size=16")  # downstream only: no training
+    runs = runs_by_role(team_server)
+    assert [len(runs[role]) for role in ("pipeline", "cnn", "baseline")] == [2, 1, 1]
+    assert runs["pipeline"][1].data.params["evaluate.grid_size"] == "16"
+    assert_run_matches_outputs(runs["pipeline"][1], repo)
+    assert snapshot(first.info.run_id) == before, "the first run was written to"
+
+    run(repo, "dvc", "exp", "run", "--queue", "-S", "train.epochs=2,3,4")
     run(repo, "dvc", "queue", "start", "-j", "2")
     wait_for_queue(repo)
     assert not (repo / "mlflow.db").exists(), "nothing went to the embedded store"
-
-    mlflow.set_tracking_uri(team_server)
-    runs = mlflow.search_runs(experiment_names=["mnist"], output_format="list")
-    cnn = [r for r in runs if r.data.tags["pipeline.role"] == "cnn"]
-    assert len(cnn) == 3 and all(r.info.status == "FINISHED" for r in runs)
-    assert {r.data.params["train.batch_size"] for r in cnn} == {"32", "48", "64"}
-    assert all(r.info.artifact_uri.startswith("mlflow-artifacts:") for r in runs)  # stored through the server
-    first = next(r for r in cnn if "dvc_exp_name" not in r.data.tags)
+    assert_grid_is_one_run_per_experiment(repo, team_server, [1, 2, 3, 4])  # ev16 has epochs 1
+    runs = runs_by_role(team_server)
+    assert all(r.info.status == "FINISHED" for role in runs.values() for r in role)
+    assert all(r.info.artifact_uri.startswith("mlflow-artifacts:") for role in runs.values() for r in role)
     test_metrics = json.loads((repo / paths.TEST_METRICS).read_text())
-    assert first.data.metrics["test_accuracy"] == test_metrics["test_accuracy"]
-    client = mlflow.MlflowClient()
-    assert "reports/confusion_matrix.png" in {a.path for a in client.list_artifacts(first.info.run_id, "reports")}
-    assert (
-        json.loads(Path(client.download_artifacts(first.info.run_id, "metrics/test.json", str(tmp_path))).read_text())
-        == test_metrics
-    )
+    downloaded = mlflow.MlflowClient().download_artifacts(first.info.run_id, "metrics/test.json", str(tmp_path))
+    assert json.loads(Path(downloaded).read_text()) == json.loads(
+        run(repo, "git", "show", "HEAD:metrics/test.json").stdout
+    )  # served back as the first run's outputs were
+    assert test_metrics  # (the workspace holds the last experiment's)
 
     promoted = run(repo, "python", "-m", "pipeline", "promote").stdout
-    assert promoted.startswith("mnist-cnn@champion -> version ")
+    champion = mlflow.MlflowClient().get_model_version_by_alias("mnist-cnn", "champion")
+    assert promoted.startswith(f"mnist-cnn@champion -> version {champion.version}: val accuracy")
     images, labels = (load_npz(repo / paths.split_file("test"))[k] for k in ("x", "y"))
     Image.fromarray(255 - images[0]).save(repo / "digit.png")
     by_registry = run(
         repo, "python", "-m", "pipeline", "predict", "digit.png", "--json", "--model", "models:/mnist-cnn@champion"
     )
-    assert json.loads(by_registry.stdout)[0]["digit"] in range(10)
-    champion = mlflow.keras.load_model("models:/mnist-cnn@champion")
-    best = max(cnn, key=lambda r: (r.data.metrics["test_accuracy"], -r.data.metrics["test_loss"]))
-    assert (champion.predict(images, verbose=0).argmax(1) == labels).mean() == best.data.metrics["test_accuracy"]
+    champion_model = keras_predictor(mlflow.keras.load_model("models:/mnist-cnn@champion"))
+    (from_cli,), (in_process,) = json.loads(by_registry.stdout), predict_files([repo / "digit.png"], champion_model)
+    assert from_cli["top3"] == in_process["top3"]

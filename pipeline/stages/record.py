@@ -18,8 +18,8 @@ import os
 
 import mlflow
 import pandas as pd
-from mlflow.exceptions import MlflowException
 import yaml
+from mlflow.exceptions import MlflowException
 
 from pipeline import paths, tracking
 from pipeline.files import file_digest, save_json
@@ -57,7 +57,13 @@ REPORTS = (
     paths.COMPARISON_PLOT,
     paths.PHOTOS_PLOT,
 )
-FINGERPRINTED = (paths.RAW_DATA, *map(paths.split_file, paths.SPLITS), paths.CNN_MODEL, paths.ONNX_MODEL, paths.BASELINE_MODEL)
+FINGERPRINTED = (
+    paths.RAW_DATA,
+    *map(paths.split_file, paths.SPLITS),
+    paths.CNN_MODEL,
+    paths.ONNX_MODEL,
+    paths.BASELINE_MODEL,
+)
 TRAININGS = {"cnn": paths.CNN_RUN, "baseline": paths.BASELINE_RUN}
 
 
@@ -75,7 +81,9 @@ def run_tags(trainings: dict[str, dict]) -> dict[str, str]:
 
 def description(experiment_id: str, trainings: dict[str, dict]) -> str:
     """The run page's note: links to the training runs."""
-    links = [f"[{role} training run](#/experiments/{experiment_id}/runs/{h['run_id']})" for role, h in trainings.items()]
+    links = [
+        f"[{role} training run](#/experiments/{experiment_id}/runs/{h['run_id']})" for role, h in trainings.items()
+    ]
     return "Pipeline run: params, metrics and reports of this execution's outputs. " + ", ".join(links)
 
 
@@ -111,5 +119,9 @@ def main() -> None:
         nest_fresh_trainings(run.info.run_id, trainings)
     save_json(paths.PIPELINE_RUN, {"run_id": run.info.run_id, "run_name": run.info.run_name})
     log.info(
-        "MLflow pipeline run %s (%s): %d params, %d metrics", run.info.run_name, run.info.run_id, len(flat_params), len(metrics)
+        "MLflow pipeline run %s (%s): %d params, %d metrics",
+        run.info.run_name,
+        run.info.run_id,
+        len(flat_params),
+        len(metrics),
     )

@@ -162,8 +162,12 @@ def main() -> None:
     tracking.use_experiment(params.mlflow.experiment)  # a store that cannot be used fails before any work
     training, validation = paths.load_split("train"), paths.load_split("val")
     strategy = distribution(params.train.distribute)
-    with tracking.start_run(tracking.run_name("cnn"), tracking.run_tags("cnn") | {"model.arch": params.model.arch}) as run:
-        mlflow.log_params(tracking.flatten({"preprocess": params.preprocess, "model": params.model, "train": params.train}))
+    with tracking.start_run(
+        tracking.run_name("cnn"), tracking.run_tags("cnn") | {"model.arch": params.model.arch}
+    ) as run:
+        mlflow.log_params(
+            tracking.flatten({"preprocess": params.preprocess, "model": params.model, "train": params.train})
+        )
         mlflow.log_params(
             {
                 "train.replicas": strategy.num_replicas_in_sync,

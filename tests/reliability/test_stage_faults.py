@@ -95,14 +95,18 @@ def _silent_server() -> socket.socket:
     return listener
 
 
-@pytest.mark.parametrize("server", ["down", "silent"])
-def test_tracking_server_unreachable_fails_fast_before_training(work, server):
+@pytest.mark.parametrize(
+    ("name", "server"), [("train", "down"), ("train", "silent"), ("baseline", "down"), ("record", "down")]
+)
+def test_tracking_server_unreachable_fails_fast_before_any_work(work, name, server):
+    """Every stage that talks to MLflow checks the store first (record, in a folder without a single
+    metrics file, fails on the store, not on the files)."""
     with _silent_server() as silent:
         port = silent.getsockname()[1]
         if server == "down":
             silent.close()  # nothing listens on the port any more
         start = time.monotonic()
-        result = stage(work, "train", MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}")
+        result = stage(work, name, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}")
         seconds = time.monotonic() - start
     assert result.returncode == 1
     reason = "Connection refused" if server == "down" else "timed out"

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from pipeline.serving.draw import make_server
 from pipeline.inference import load_predictor
+from pipeline.serving.draw import make_server
 
 pytestmark = pytest.mark.slow
 STROKES = {  # pen paths on the 280x280 pad, as a person draws these digits

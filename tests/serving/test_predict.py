@@ -15,8 +15,8 @@ import pytest
 
 from pipeline import PipelineError
 from pipeline.inference import load_predictor, predict_files
-from pipeline.stages.photos import photograph
 from pipeline.serving.predict import image_files
+from pipeline.stages.photos import photograph
 from tests.digits import font_mnist
 from tests.mnist_files import REPO
 

@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 
-from pipeline.stages import baseline as stage
 from pipeline.params import BaselineParams
+from pipeline.stages import baseline as stage
 from tests.mnist_files import learnable_mnist
 
 PARAMS = BaselineParams(seed=0, C=1.0, solver="lbfgs", max_iter=200, pixel_scaling="unit")

@@ -11,11 +11,11 @@ import socket
 import pytest
 import yaml
 
-from pipeline.stages import download as stage
 from pipeline import paths
-from pipeline.stages.download import DownloadError, SourceError, decode
 from pipeline.files import content_digest, load_npz
 from pipeline.params import DataParams, parse_params
+from pipeline.stages import download as stage
+from pipeline.stages.download import DownloadError, SourceError, decode
 from tests.mnist_files import (
     fake_mnist,
     md5,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.stages import evaluate as stage
 from pipeline import paths
 from pipeline.scoring import predictions_table
+from pipeline.stages import evaluate as stage
 from tests.mnist_files import one_hot
 
 

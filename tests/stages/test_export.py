@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from pipeline import PipelineError, paths
-from pipeline.stages import export
 from pipeline.files import save_npz
 from pipeline.inference import keras_predictor, onnx_predictor
+from pipeline.stages import export
 from tests.digits import font_mnist
 from tests.mnist_files import REPO
 

@@ -1,4 +1,5 @@
-"""The pipeline driven by DVC, for real, in a temp git copy of the repo fed from a local server."""
+"""The pipeline driven by DVC, for real, in a temp git copy of the repo fed from a local server: each
+execution yields exactly one pipeline run, exactly as its outputs stand, and never rewrites another."""
 
 from __future__ import annotations
 
@@ -10,129 +11,142 @@ import pytest
 import yaml
 from PIL import Image
 
-from pipeline import paths
-from pipeline.files import content_digest, load_npz
+from pipeline import paths, tracking
+from pipeline.files import content_digest, file_digest, load_npz
 from tests.mnist_files import fake_mnist
-from tests.repos import make_repo, run, wait_for_queue
+from tests.repos import run, wait_for_queue
+from tests.tracked import assert_run_matches_outputs, runs_by_role, snapshot
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def repo(tmp_path, http_server, repo_params) -> Path:
-    """A git repo holding a copy of this one, whose sources are a dead URL, then a local server."""
-    return make_repo(tmp_path, http_server, repo_params)
+def store(repo: Path) -> str:
+    return f"sqlite:///{repo}/mlflow.db"
 
 
-def test_repro_builds_the_data_then_has_nothing_to_do(repo):
-    first = run(repo, "dvc", "repro", "preprocess")
-    assert "download: source dead failed: URL fetch failure" in first.stderr
+def test_repro_yields_one_pipeline_run_exactly_as_its_outputs(reproduced, repo):
+    assert "download: source dead failed: URL fetch failure" in reproduced.output
     assert content_digest(load_npz(repo / paths.RAW_DATA)) == content_digest(fake_mnist())
-    assert json.loads((repo / paths.RAW_MANIFEST).read_text())["source"] == "local"
-    stats = json.loads((repo / paths.DATA_METRICS).read_text())
-    assert {split: stats[split]["total"] for split in paths.SPLITS} == {"train": 270, "val": 30, "test": 100}
-    assert "Data and pipelines are up to date." in run(repo, "dvc", "repro", "preprocess").stdout
+    assert json.loads((repo / paths.DATA_METRICS).read_text()) == {"train": 270, "val": 30, "test": 100}
+    runs = runs_by_role(store(repo))
+    (pipeline,), (cnn,), (baseline,) = runs["pipeline"], runs["cnn"], runs["baseline"]
+    assert all(r.info.status == "FINISHED" for r in (pipeline, cnn, baseline))
+    commit = run(repo, "git", "rev-parse", "HEAD~1").stdout.strip()  # the commit the repro ran on
+    assert pipeline.info.run_name == f"repro-{commit[:7]}" and pipeline.data.tags["git_commit"] == commit
+    assert_run_matches_outputs(pipeline, repo)
+
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    for stage, path in (("train", paths.CNN_MODEL), ("preprocess", paths.split_file("train"))):
+        (out,) = [o for o in lock[stage]["outs"] if o["path"] == str(path)]
+        assert pipeline.data.tags[f"dvc.md5.{path}"] == out["md5"] == file_digest(repo / path, "md5")
+    manifest = json.loads((repo / paths.RAW_MANIFEST).read_text())
+    assert pipeline.data.tags["data_digest"] == manifest["content_digest"]
+    assert pipeline.data.tags["cnn.run_id"] == cnn.info.run_id
+    assert pipeline.data.tags["cnn.model_uri"] == "models:/mnist-cnn/1"
+    assert pipeline.data.tags["baseline.model_uri"] == "models:/mnist-logreg/1"
+    assert cnn.data.tags["mlflow.parentRunId"] == baseline.data.tags["mlflow.parentRunId"] == pipeline.info.run_id
+    assert "mlflow.parentRunId" not in pipeline.data.tags
+    client = mlflow.MlflowClient()
+    artifacts = {
+        a.path for folder in ("reports", "metrics") for a in client.list_artifacts(pipeline.info.run_id, folder)
+    }
+    assert {
+        "reports/confusion_matrix.png",
+        "reports/comparison.md",
+        "reports/photos.png",
+        "metrics/test.json",
+    } <= artifacts
+
+    assert [m.step for m in client.get_metric_history(cnn.info.run_id, "epoch/val_accuracy")] == [1]  # live curves
+    assert cnn.data.metrics["val/accuracy"] == json.loads((repo / paths.VAL_METRICS).read_text())["accuracy"]
+    assert {d.dataset.name for d in cnn.inputs.dataset_inputs} == {"mnist-train", "mnist-val"}
+    assert cnn.data.params["train.epochs"] == "1" and cnn.data.tags["model.arch"] == "tiny"
+
+    images, labels = (load_npz(repo / paths.split_file("test"))[k] for k in ("x", "y"))
+    test_accuracy = pipeline.data.metrics["test/accuracy"]
+    assert (
+        float((mlflow.keras.load_model("models:/mnist-cnn/1").predict(images, verbose=0).argmax(1) == labels).mean())
+        == test_accuracy
+    )
+    logreg = mlflow.sklearn.load_model("models:/mnist-logreg/1")
+    assert float((logreg.predict(images) == labels).mean()) == pipeline.data.metrics["baseline/accuracy"]
+
+    assert "Data and pipelines are up to date." in run(repo, "dvc", "repro").stdout
+    assert len(runs_by_role(store(repo))["pipeline"]) == 1, "an execution that runs nothing adds no run"
+
+    Image.fromarray(255 - images[0]).save(repo / "digit.png")  # dark on light, as a user's scan
+    by_export = json.loads(run(repo, "python", "-m", "pipeline", "predict", "digit.png", "--json").stdout)
+    by_keras = json.loads(
+        run(repo, "python", "-m", "pipeline", "predict", "digit.png", "--json", "--model", "models/cnn.keras").stdout
+    )
+    assert by_export[0]["digit"] == by_keras[0]["digit"]
 
 
-def test_changing_val_fraction_reruns_preprocess_only(repo):
-    run(repo, "dvc", "repro", "preprocess")
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["preprocess"]["val_fraction"] = 0.2
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = run(repo, "dvc", "repro", "preprocess").stdout
-    assert "Stage 'download' didn't change, skipping" in out
-    assert "Running stage 'preprocess'" in out
-    assert json.loads((repo / paths.DATA_METRICS).read_text())["val"]["total"] == 60
+def test_a_downstream_experiment_is_a_new_run_and_leaves_the_first_untouched(repo):
+    runs = runs_by_role(store(repo))
+    before = {r.info.run_id: snapshot(r.info.run_id) for role in runs.values() for r in role}
+    run(repo, "dvc", "exp", "run", "-n", "ev16", "-S", "evaluate.grid_size=16")
+    after = runs_by_role(store(repo))
+    assert [len(after[role]) for role in ("pipeline", "cnn", "baseline")] == [2, 1, 1], "no training reran"
+    new = after["pipeline"][1]
+    assert new.info.run_name == new.data.tags["dvc_exp_name"] == "ev16"
+    assert new.data.params["evaluate.grid_size"] == "16"
+    assert_run_matches_outputs(new, repo)  # dvc exp run leaves the experiment's outputs in the workspace
+    assert new.data.tags["cnn.run_id"] == runs["cnn"][0].info.run_id
+    assert {run_id: snapshot(run_id) for run_id in before} == before, "an earlier run was written to"
+    versions = mlflow.MlflowClient().search_model_versions("name = 'mnist-cnn'")
+    assert len(versions) == 1, "a reused training registers nothing"
 
 
-def test_experiment_overrides_flow_through_the_loader(repo):
+def test_a_baseline_experiment_trains_a_new_baseline_only(repo):
+    cnn = runs_by_role(store(repo))["cnn"][0].info.run_id
+    before = snapshot(cnn)
+    run(repo, "dvc", "exp", "run", "-S", "baseline.C=0.5")
+    runs = runs_by_role(store(repo))
+    assert [len(runs[role]) for role in ("pipeline", "cnn", "baseline")] == [2, 1, 2]
+    new_pipeline, new_baseline = runs["pipeline"][1], runs["baseline"][1]
+    assert new_baseline.data.params["baseline.C"] == "0.5"
+    assert new_baseline.data.tags["mlflow.parentRunId"] == new_pipeline.info.run_id
+    assert new_pipeline.data.tags["baseline.model_uri"] == "models:/mnist-logreg/2"
+    assert snapshot(cnn) == before
+
+
+def test_experiments_change_params_through_the_loader(repo):
     run(repo, "dvc", "exp", "run", "-S", "preprocess.val_fraction=0.3", "preprocess")
-    assert json.loads((repo / paths.DATA_METRICS).read_text())["val"]["total"] == 90
+    assert json.loads((repo / paths.DATA_METRICS).read_text())["val"] == 90
     bad = run(repo, "dvc", "exp", "run", "-S", "preprocess.val_fraction=2", "preprocess", check=False)
     assert bad.returncode != 0
     assert "error: params.yaml: preprocess.val_fraction = 2: expected a fraction in (0, 1)" in bad.stderr + bad.stdout
 
 
-def runs_by_role(repo: Path) -> dict[str, list]:
-    mlflow.set_tracking_uri(f"sqlite:///{repo}/mlflow.db")
-    runs = mlflow.search_runs(experiment_names=["mnist"], output_format="list")
-    return {role: [r for r in runs if r.data.tags["pipeline.role"] == role] for role in ("cnn", "baseline")}
+def assert_grid_is_one_run_per_experiment(repo: Path, store_uri: str, values: list[int]) -> None:
+    """`dvc exp show`'s experiments and the pipeline runs: the same names, params and metrics."""
+    shown = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
+    experiments = {exp["name"]: exp["revs"][0]["data"] for commit in shown for exp in (commit.get("experiments") or [])}
+    runs = {r.info.run_name: r for r in runs_by_role(store_uri)["pipeline"] if "dvc_exp_name" in r.data.tags}
+    assert set(runs) == set(experiments) and len(runs) == len(values)
+    for name, data in experiments.items():
+        pipeline_run = runs[name]
+        files = {Path(path): content["data"] for path, content in data["metrics"].items()}
+        assert {k: pipeline_run.data.metrics[k] for k in tracking.metrics_of(files)} == tracking.metrics_of(files)
+    assert sorted(int(r.data.params["train.epochs"]) for r in runs.values()) == values
 
 
-def test_repro_runs_every_stage_and_tracks_everything_in_mlflow(repo):
-    run(repo, "dvc", "repro")
-    assert run(repo, "dvc", "status").stdout.strip() == "Data and pipelines are up to date."
-    test_metrics = json.loads((repo / paths.TEST_METRICS).read_text())
-    runs = runs_by_role(repo)
-    (cnn,), (baseline,) = runs["cnn"], runs["baseline"]
-    assert cnn.info.status == baseline.info.status == "FINISHED"
-    assert cnn.info.artifact_uri.startswith((repo / "mlartifacts").as_uri())
-    assert cnn.data.metrics["test_accuracy"] == test_metrics["test_accuracy"]
-    assert cnn.data.metrics["macro_f1"] == pytest.approx(test_metrics["macro_f1"])
-    assert cnn.data.params["train.epochs"] == "1" and cnn.data.params["model.arch"] == "tiny"
-    assert {"git_commit", "data_digest", "dvc.preprocess.data/processed/train.npz"} <= set(cnn.data.tags)
-    assert cnn.data.tags["model.arch"] == "tiny"
-    history = mlflow.MlflowClient().get_metric_history(cnn.info.run_id, "val_accuracy")
-    assert [point.step for point in history] == [1]
-    assert {d.dataset.name for d in cnn.inputs.dataset_inputs} == {"mnist-train", "mnist-val"}
-    client = mlflow.MlflowClient()
-    artifacts = {a.path for folder in ("reports", "metrics") for a in client.list_artifacts(cnn.info.run_id, folder)}
-    assert {
-        "reports/confusion_matrix.png",
-        "reports/misclassified.png",
-        "reports/training_curves.png",
-        "reports/cnn_predictions.csv",
-        "reports/comparison.md",
-        "reports/photos.png",
-        "metrics/test.json",
-    } <= artifacts
-    assert [a.path for a in client.list_artifacts(cnn.info.run_id, "export")] == ["export/cnn.onnx"]
-    export_metrics = json.loads((repo / paths.EXPORT_METRICS).read_text())
-    assert export_metrics["agreement"] >= 0.999 and export_metrics["onnx_accuracy"] == test_metrics["test_accuracy"]
-    assert cnn.data.metrics["export_agreement"] == export_metrics["agreement"]
-    photos = json.loads((repo / paths.PHOTOS_METRICS).read_text())
-    assert photos["images"] == 30 and cnn.data.metrics["photo_accuracy"] == photos["photo_accuracy"]
-
-    baseline_metrics = json.loads((repo / paths.BASELINE_METRICS).read_text())
-    assert baseline.data.metrics["test_accuracy"] == baseline_metrics["test_accuracy"]
-    compare = json.loads((repo / paths.COMPARE_METRICS).read_text())
-    for tracked in (cnn, baseline):
-        assert tracked.data.metrics["compare.mcnemar_p_value"] == pytest.approx(compare["mcnemar_p_value"])
-
-    images, labels = (load_npz(repo / paths.split_file("test"))[k] for k in ("x", "y"))
-    model = mlflow.keras.load_model("models:/mnist-cnn@candidate")
-    accuracy = float((model.predict(images, verbose=0).argmax(axis=1) == labels).mean())
-    assert accuracy == test_metrics["test_accuracy"]
-    logreg = mlflow.sklearn.load_model("models:/mnist-logreg/1")
-    assert float((logreg.predict(images) == labels).mean()) == baseline_metrics["test_accuracy"]
-
-    Image.fromarray(255 - images[0]).save(repo / "digit.png")  # dark on light, as a user's scan
-    predicted = run(repo, "python", "-m", "pipeline", "predict", "digit.png", "--json")  # the default model: the export
-    expected = json.loads(
-        run(repo, "python", "-m", "pipeline", "predict", "digit.png", "--json", "--model", "models/cnn.keras").stdout
-    )
-    assert json.loads(predicted.stdout)[0]["digit"] == expected[0]["digit"]
-
-
-@pytest.mark.reliability  # concurrency: four experiments on two workers against one SQLite store
-def test_queued_grid_with_two_workers_logs_every_experiment_then_promote_picks_the_best(repo):
-    run(repo, "dvc", "repro")
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "commit", "-qm", "baseline results")
-    run(repo, "dvc", "exp", "run", "--queue", "-S", "train.batch_size=32,48,80,96")
+@pytest.mark.reliability  # concurrency: three experiments on two workers against one SQLite store
+def test_a_queued_grid_on_two_workers_is_one_run_per_experiment_then_promote_chooses_on_validation(repo):
+    run(repo, "dvc", "exp", "run", "--queue", "-S", "train.epochs=2,3,4")
     run(repo, "dvc", "queue", "start", "-j", "2")
     wait_for_queue(repo)
-    runs = runs_by_role(repo)
-    experiments = [r for r in runs["cnn"] if "dvc_exp_name" in r.data.tags]
-    assert len(experiments) == 4 and len(runs["baseline"]) == 1, "the baseline did not change: not rerun"
-    assert len({r.data.tags["dvc_exp_name"] for r in experiments}) == 4
-    assert {r.data.params["train.batch_size"] for r in experiments} == {"32", "48", "80", "96"}
-    assert all(r.info.status == "FINISHED" and "compare.mcnemar_p_value" in r.data.metrics for r in experiments)
+    assert_grid_is_one_run_per_experiment(repo, store(repo), [2, 3, 4])
+    runs = runs_by_role(store(repo))
+    assert len(runs["cnn"]) == 4 and len(runs["baseline"]) == 1, "the baseline did not change: not rerun"
+    assert all(r.info.status == "FINISHED" for role in runs.values() for r in role)
     assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
 
     promoted = run(repo, "python", "-m", "pipeline", "promote").stdout
-    best = max(runs["cnn"], key=lambda r: (r.data.metrics["test_accuracy"], -r.data.metrics["test_loss"]))
+    best = max(
+        runs["cnn"], key=lambda r: (r.data.metrics["val/accuracy"], -r.data.metrics["val/loss"], r.info.start_time)
+    )
     version = mlflow.MlflowClient().get_model_version_by_alias("mnist-cnn", "champion")
     assert version.run_id == best.info.run_id
-    assert f"mnist-cnn@champion -> version {version.version}" in promoted
-    assert mlflow.keras.load_model("models:/mnist-cnn@champion").count_params() == 2_864
+    assert promoted.startswith(f"mnist-cnn@champion -> version {version.version}: val accuracy")

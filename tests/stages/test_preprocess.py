@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from pipeline import PipelineError, paths
-from pipeline.stages import preprocess as stage
 from pipeline.files import load_npz, save_npz
 from pipeline.params import PreprocessParams
+from pipeline.stages import preprocess as stage
 from tests.mnist_files import fake_mnist
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from pipeline import models
-from pipeline.stages import train as stage
 from pipeline.params import AugmentParams, ModelParams, TrainParams
+from pipeline.stages import train as stage
 from tests.mnist_files import REPO, learnable_mnist
 
 PARAMS = TrainParams(
