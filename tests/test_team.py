@@ -22,9 +22,9 @@ from pipeline.files import load_npz
 from pipeline.inference import keras_predictor, predict_files
 from tests.mnist_files import REPO
 from tests.repos import make_repo, run, wait_for_queue
+from tests.servers import free_port, wait_until_up
 from tests.stages.test_pipeline import assert_grid_is_one_run_per_experiment
 from tests.tracked import assert_run_matches_outputs, runs_by_role, snapshot
-from tests.servers import free_port, wait_until_up
 
 pytestmark = pytest.mark.slow
 
@@ -114,7 +114,7 @@ def test_a_team_shares_runs_through_a_postgresql_server_and_data_through_a_remot
     promoted = run(repo, "python", "-m", "pipeline", "promote").stdout
     champion = mlflow.MlflowClient().get_model_version_by_alias("mnist-cnn", "champion")
     assert promoted.startswith(f"mnist-cnn@champion -> version {champion.version}: val accuracy")
-    images, labels = (load_npz(repo / paths.split_file("test"))[k] for k in ("x", "y"))
+    images = load_npz(repo / paths.split_file("test"))["x"]
     Image.fromarray(255 - images[0]).save(repo / "digit.png")
     by_registry = run(
         repo, "python", "-m", "pipeline", "predict", "digit.png", "--json", "--model", "models:/mnist-cnn@champion"
