@@ -16,6 +16,7 @@ import pytest
 
 from pipeline import environment
 from tests.digits import font_mnist
+from tests.mnist_files import REPO
 from tests.servers import free_port, wait_until_up
 
 pytestmark = pytest.mark.slow
@@ -34,26 +35,16 @@ def test_registered_model_serves_predictions_over_rest(digit_model, tmp_path, mo
             signature=mlflow.models.infer_signature(
                 images[:2].astype("float32"), digit_model.model.predict(images[:2], verbose=0)
             ),
-            registered_model_name="digits",
+            registered_model_name="mnist-cnn"  # params.yaml's mlflow.cnn_model_name,
         )
-    mlflow.MlflowClient().set_registered_model_alias("digits", "champion", info.registered_model_version)
+    mlflow.MlflowClient().set_registered_model_alias("mnist-cnn", "champion", info.registered_model_version)
 
     url, log = f"http://127.0.0.1:{free_port()}", tmp_path / "serve.log"
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "models",
-        "serve",
-        "-m",
-        "models:/digits@champion",
-        "--env-manager",
-        "local",
-    ]
-    command += ["--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1]]
-    env = environment()  # its uvicorn
+    command = [sys.executable, "-m", "pipeline", "serve", "--port", url.rsplit(":", 1)[1]]  # the user's command
     with open(log, "w") as output:
-        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        server = subprocess.Popen(
+            command, cwd=REPO, stdout=output, stderr=subprocess.STDOUT, env=environment(), start_new_session=True
+        )
     try:
         wait_until_up(f"{url}/ping", server, log)
         request = urllib.request.Request(
