@@ -133,7 +133,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # terminalreporter: pytest's TerminalReporter
-    """The reliability count: faults tried (tests marked `reliability`), survived (passed), data lost."""
+    """The reliability count: kinds of fault (test functions marked `reliability`) and their cases
+    (parametrized instances) tried, survived (passed), failed, and failed with data lost."""
     tried = [
         report
         for outcome in ("passed", "failed")
@@ -141,9 +142,10 @@ def pytest_terminal_summary(terminalreporter) -> None:  # terminalreporter: pyte
         if report.when == "call" and "reliability" in report.keywords
     ]
     if tried:
+        kinds = {report.nodeid.split("[")[0] for report in tried}
         survived = sum(report.passed for report in tried)
         lost = sum(DATA_LOST in report.longreprtext for report in tried if report.failed)
         terminalreporter.write_line(
-            f"reliability: {len(tried)} faults tried, {survived} survived, {len(tried) - survived} failed, "
-            f"{lost} with data lost"
+            f"reliability: {len(kinds)} kinds of fault in {len(tried)} cases tried, {survived} survived, "
+            f"{len(tried) - survived} failed, {lost} with data lost"
         )

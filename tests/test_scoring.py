@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import models
-from pipeline.params import AugmentParams
 from pipeline.scoring import classification_metrics, inference_speed, predictions_table
 from tests.mnist_files import one_hot
 
@@ -32,8 +30,14 @@ def test_predictions_table_has_one_row_per_image():
     assert table.to_dict("list") == {"actual": [3, 4], "predicted": [3, 5], "confidence": [0.55, 0.55]}
 
 
-def test_inference_speed_is_measured():
-    model = models.build("tiny", AugmentParams(enabled=False, rotation_deg=0, shift=0, zoom=0))
-    speed = inference_speed(model.predict_on_batch, np.zeros((64, 28, 28), np.uint8), batch_size=32, latency_runs=5)
+def test_inference_speed_times_every_batch_after_a_warm_up_then_single_images():
+    batches = []
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        batches.append(len(images))
+        return np.zeros((len(images), 10))
+
+    speed = inference_speed(predict, np.zeros((70, 28, 28), np.uint8), batch_size=32, latency_runs=5)
+    assert batches == [32, 32, 32, 6, 1, 1, 1, 1, 1]  # warm-up, the 70 images in batches, 5 timed singles
+    assert set(speed) == {"throughput_images_per_s", "latency_ms_p50", "latency_ms_p95"}
     assert speed["throughput_images_per_s"] > 0
-    assert 0 < speed["latency_ms_p50"] <= speed["latency_ms_p95"]

@@ -5,6 +5,7 @@ removed afterwards."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shutil
 import signal
@@ -56,6 +57,8 @@ def team_server(monkeypatch):
     uri = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{uri}/health", server, log)
+        for listening in (port, db_port):  # MLflow's and PostgreSQL's sockets: this machine only
+            assert listening_addresses(listening) == {"127.0.0.1"}
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         yield uri
     finally:
@@ -64,6 +67,20 @@ def team_server(monkeypatch):
         stopped = subprocess.run(["pgrep", "-f", f"-p {db_port} "], capture_output=True, check=False).returncode != 0
         shutil.rmtree(folder, ignore_errors=True)
         assert stopped, "PostgreSQL still running after the server stopped"
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The addresses with a socket listening on TCP `port`, from the kernel's tables (/proc/net/tcp*)."""
+    addresses = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                packed = bytes.fromhex(address)
+                words = [packed[i : i + 4][::-1] for i in range(0, len(packed), 4)]  # little-endian 32-bit words
+                addresses.add(str(ipaddress.ip_address(b"".join(words))))
+    return addresses
 
 
 def assert_a_fresh_clone_pulls_everything(repo: Path, clone: Path) -> None:

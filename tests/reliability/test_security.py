@@ -31,10 +31,10 @@ def test_npz_with_pickled_objects_is_refused(tmp_path):
         load_npz(tmp_path / "evil.npz")
 
 
-@pytest.mark.parametrize("command", ["ui", "draw", "serve", "server"])
+@pytest.mark.parametrize("command", ["ui", "draw", "serve"])  # server: for real, tests/test_team.py
 def test_servers_listen_on_this_machine_only_by_default(command, monkeypatch):
     seen = {}
-    monkeypatch.setattr(f"pipeline.{command}.main", lambda **options: seen.update(options), raising=False)
+    monkeypatch.setattr(f"pipeline.serving.{command}.main", lambda **options: seen.update(options), raising=False)
     cli([command])
     assert seen["host"] == "127.0.0.1"
 

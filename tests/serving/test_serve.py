@@ -35,7 +35,7 @@ def test_registered_model_serves_predictions_over_rest(digit_model, tmp_path, mo
             signature=mlflow.models.infer_signature(
                 images[:2].astype("float32"), digit_model.model.predict(images[:2], verbose=0)
             ),
-            registered_model_name="mnist-cnn"  # params.yaml's mlflow.cnn_model_name,
+            registered_model_name="mnist-cnn",  # params.yaml's mlflow.cnn_model_name,
         )
     mlflow.MlflowClient().set_registered_model_alias("mnist-cnn", "champion", info.registered_model_version)
 
