@@ -61,7 +61,7 @@ def make_repo(tmp_path: Path, http_server: tuple, repo_params: dict[str, Any]) -
         url_source("local", "npz", url, files),
     ]
     repo_params["model"]["arch"] = "tiny"
-    repo_params["train"] |= {"epochs": 1, "batch_size": 64}
+    repo_params["train"] |= {"epochs": 2, "batch_size": 64}  # 2: Keras prints "Epoch 1/2" as training starts
     repo_params["evaluate"] |= {"batch_size": 100, "latency_runs": 5}
     repo_params["photos"]["count"] = 30
     repo = tmp_path / "repo"

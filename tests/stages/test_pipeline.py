@@ -57,10 +57,10 @@ def test_repro_yields_one_pipeline_run_exactly_as_its_outputs(reproduced, repo):
         "metrics/test.json",
     } <= artifacts
 
-    assert [m.step for m in client.get_metric_history(cnn.info.run_id, "epoch/val_accuracy")] == [1]  # live curves
+    assert [m.step for m in client.get_metric_history(cnn.info.run_id, "epoch/val_accuracy")] == [1, 2]  # live
     assert cnn.data.metrics["val/accuracy"] == json.loads((repo / paths.VAL_METRICS).read_text())["accuracy"]
     assert {d.dataset.name for d in cnn.inputs.dataset_inputs} == {"mnist-train", "mnist-val"}
-    assert cnn.data.params["train.epochs"] == "1" and cnn.data.tags["model.arch"] == "tiny"
+    assert cnn.data.params["train.epochs"] == "2" and cnn.data.tags["model.arch"] == "tiny"
 
     images, labels = (load_npz(repo / paths.split_file("test"))[k] for k in ("x", "y"))
     test_accuracy = pipeline.data.metrics["test/accuracy"]
@@ -134,10 +134,10 @@ def assert_grid_is_one_run_per_experiment(repo: Path, store_uri: str, values: li
 
 @pytest.mark.reliability  # concurrency: three experiments on two workers against one SQLite store
 def test_a_queued_grid_on_two_workers_is_one_run_per_experiment_then_promote_chooses_on_validation(repo):
-    run(repo, "dvc", "exp", "run", "--queue", "-S", "train.epochs=2,3,4")
+    run(repo, "dvc", "exp", "run", "--queue", "-S", "train.epochs=3,4,5")
     run(repo, "dvc", "queue", "start", "-j", "2")
     wait_for_queue(repo)
-    assert_grid_is_one_run_per_experiment(repo, store(repo), [2, 3, 4])
+    assert_grid_is_one_run_per_experiment(repo, store(repo), [3, 4, 5])
     runs = runs_by_role(store(repo))
     assert len(runs["cnn"]) == 4 and len(runs["baseline"]) == 1, "the baseline did not change: not rerun"
     assert all(r.info.status == "FINISHED" for role in runs.values() for r in role)
