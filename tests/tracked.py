@@ -48,11 +48,11 @@ def assert_run_matches_outputs(run, repo: Path) -> None:
     """The pipeline run holds exactly the repo's params.yaml, metrics files and history."""
     assert run.data.params == tracking.flatten(yaml.safe_load((repo / "params.yaml").read_text()))
     files = {path: json.loads((repo / path).read_text()) for path in record.METRICS}
-    history = tracking.metrics_of(files)
+    expected = tracking.metrics_of(files)
     epochs = (repo / "reports/history.csv").read_text().splitlines()
     curves = {f"epoch/{name}" for name in epochs[0].split(",")[1:]}
-    assert run.data.metrics.keys() - curves == history.keys()
-    assert {name: run.data.metrics[name] for name in history} == history
+    assert run.data.metrics.keys() - curves == expected.keys()
+    assert {name: run.data.metrics[name] for name in expected} == expected
     client = mlflow.MlflowClient()
     assert [m.step for m in client.get_metric_history(run.info.run_id, "epoch/val_accuracy")] == list(
         range(1, len(epochs))
