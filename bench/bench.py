@@ -12,7 +12,6 @@ epoch, inference images/s at batch 1000 and 1, peak RSS) and writes it with a ti
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import resource
 import subprocess
@@ -35,15 +34,16 @@ SEEDS = ("tiny", "simple", "lenet5", "bn", "deep")
 
 def seed_recipe(default: TrainParams, epochs: int) -> TrainParams:
     """The seed projects' training: Adam 1e-3, batch 64, plateau schedule, early stopping; no augmentation, no EMA."""
-    return dataclasses.replace(
-        default,
-        epochs=epochs,
-        batch_size=64,
-        learning_rate=1e-3,
-        lr_schedule="plateau",
-        early_stopping_patience=3,
-        ema_momentum=0,
-        augment=AugmentParams(enabled=False, rotation_deg=0, shift=0, zoom=0),
+    return default.model_copy(
+        update={
+            "epochs": epochs,
+            "batch_size": 64,
+            "learning_rate": 1e-3,
+            "lr_schedule": "plateau",
+            "early_stopping_patience": 3,
+            "ema_momentum": 0,
+            "augment": AugmentParams(enabled=False, rotation_deg=0, shift=0, zoom=0),
+        }
     )
 
 
@@ -58,7 +58,7 @@ def train_one(arch: str, quick: bool) -> dict:
     params = load_params()
     recipe = params.train if arch == "default" else seed_recipe(params.train, params.train.epochs)
     if quick:
-        recipe = dataclasses.replace(recipe, epochs=2)
+        recipe = recipe.model_copy(update={"epochs": 2})
     training, validation, (x_test, y_test) = (paths.load_split(s) for s in paths.SPLITS)
     if quick:
         training, x_test, y_test = (training[0][:5000], training[1][:5000]), x_test[:2000], y_test[:2000]

@@ -17,7 +17,6 @@ instead of showing as running forever.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import json
 import logging
@@ -33,6 +32,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import pydantic
 from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -169,8 +169,10 @@ def run_tags(role: str) -> dict[str, str]:
 def run_name(role: str | None = None) -> str:
     """The DVC experiment's name when there is one (so MLflow and `dvc exp show` agree), else
     `repro-<short commit>`; a training run adds its role: `<name>-cnn`."""
-    commit = git_commit()
-    name = os.environ.get("DVC_EXP_NAME") or (f"repro-{commit[:7]}" if commit else "repro")
+    name = os.environ.get("DVC_EXP_NAME")
+    if not name:
+        commit = git_commit()
+        name = f"repro-{commit[:7]}" if commit else "repro"
     return f"{name}-{role}" if role else name
 
 
@@ -191,7 +193,7 @@ def epoch_metrics(logs: dict[str, float]) -> dict[str, float]:
 
 
 def flatten(params: Any) -> dict[str, str]:
-    """Params (a dataclass, or a dict of them) as MLflow params: nested keys joined with dots."""
+    """Params (a pydantic model, or a dict of them) as MLflow params: nested keys joined with dots."""
     return {
         ".".join(keys): json.dumps(value) if value is None or isinstance(value, bool) else str(value)
         for keys, value in _leaves(params).items()
@@ -199,9 +201,9 @@ def flatten(params: Any) -> dict[str, str]:
 
 
 def _leaves(value: Any, keys: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
-    """Every leaf of nested dataclasses, dicts and lists, keyed by its path."""
-    if dataclasses.is_dataclass(value):
-        value = dataclasses.asdict(value)
+    """Every leaf of nested pydantic models, dicts and lists, keyed by its path."""
+    if isinstance(value, pydantic.BaseModel):
+        value = value.model_dump()
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, list):

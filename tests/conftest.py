@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import functools
 import http.server
 import os
@@ -117,7 +116,9 @@ def digit_model(tmp_path_factory) -> SimpleNamespace:
     from pipeline.stages import train  # TensorFlow: only for the tests that need it
 
     params = load_params(REPO / "params.yaml")
-    recipe = dataclasses.replace(params.train, epochs=4, batch_size=64, ema_momentum=0.0, early_stopping_patience=0)
+    recipe = params.train.model_copy(
+        update={"epochs": 4, "batch_size": 64, "ema_momentum": 0.0, "early_stopping_patience": 0}
+    )
     trained, _ = train.train(font_mnist(2000, seed=0), font_mnist(200, seed=1), params.model, recipe)
     model = models.inference_model(trained)  # as the train stage saves and logs it
     folder = tmp_path_factory.mktemp("digit_model")

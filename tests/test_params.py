@@ -48,7 +48,10 @@ def _delete(key: str):
 
 
 BAD = {
-    "wrong type": (_set("preprocess.val_fraction", "0.1"), "preprocess.val_fraction = '0.1': expected a number"),
+    "wrong type": (
+        _set("preprocess.val_fraction", "0.1"),
+        "preprocess.val_fraction = '0.1': expected a fraction in (0, 1)",
+    ),
     "bool for int": (_set("preprocess.seed", True), "preprocess.seed = True: expected an integer"),
     "float for int": (_set("preprocess.seed", 1.5), "preprocess.seed = 1.5: expected an integer"),
     "out of range": (
@@ -63,9 +66,12 @@ BAD = {
         "unknown key 'preprocess.val_fracton': did you mean 'val_fraction'?",
     ),
     "unknown section": (_set("trian", {}), "unknown key 'trian'"),
-    "missing key": (_delete("data.timeout_s"), "missing key 'data.timeout_s' (a number)"),
+    "missing key": (_delete("data.timeout_s"), "missing key 'data.timeout_s' (a number of seconds > 0)"),
     "missing section": (_delete("preprocess"), "missing key 'preprocess'"),
-    "section not a mapping": (_set("preprocess", [1, 2]), "preprocess: expected a mapping of PreprocessParams keys"),
+    "section not a mapping": (
+        _set("preprocess", [1, 2]),
+        "preprocess = [1, 2]: expected a mapping of seed, val_fraction, subset",
+    ),
     "empty source list": (_set("data.sources", []), "data.sources = []: expected a non-empty list"),
     "unknown format": (
         _set("data.sources.0.format", "csv"),

@@ -3,8 +3,9 @@
 Writes models/cnn.keras (the weights of the best validation epoch, as an inference model), the
 per-epoch history for `dvc plots`, train and validation metrics, and reports/mlflow_runs/cnn.json,
 which names the training run and its registered model version for the record stage.  The training
-run gets live per-epoch curves, the model (with signature and input example), registered once.  `train.distribute` spreads each batch over several devices
-with `tf.distribute.MirroredStrategy`; `train.batch_size` is per device (replica).
+run gets live per-epoch curves and the model (with signature and input example), registered once.
+`train.distribute` spreads each batch over several devices with `tf.distribute.MirroredStrategy`;
+`train.batch_size` is per device (replica).
 """
 
 from __future__ import annotations
@@ -63,12 +64,7 @@ def train(
     with strategy.scope():
         model = models.build(model_params.arch, params.augment)
         model.compile(
-            optimizer=_DebiasedAverageAdam(
-                _learning_rate(params, steps),
-                use_ema=params.ema_momentum > 0,
-                ema_momentum=params.ema_momentum,
-                name="adam",
-            ),
+            optimizer=keras.optimizers.Adam(_learning_rate(params, steps)),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
@@ -98,36 +94,50 @@ def _learning_rate(params: TrainParams, steps: int) -> float | keras.optimizers.
     )
 
 
-class _DebiasedAverageAdam(keras.optimizers.Adam):
-    """Adam whose moving average of the weights is bias-corrected, as Adam corrects its moments.
+class WeightAverage(keras.callbacks.Callback):
+    """Keeps a bias-corrected moving average of the weights; validation and early stopping see it.
 
-    Keras starts the average at the first step's weights and gives them the weight `momentum**t`:
-    after 100 steps at 0.998 they still make up 82% of it, so a short run validates and keeps
-    nearly untrained weights.  Here step t's average is the `momentum`-weighted mean of the steps so
-    far: momentum `m * (1 - m**(t-1)) / (1 - m**t)`, which tends to `m` (0 at the first step).
+    After step t the average is the `momentum`-weighted mean of the weights of steps 1 to t, as Adam
+    corrects its moments (Keras' own `use_ema` starts from the initial weights, which still make up
+    82% of it after 100 steps at 0.998).  The average is copied in for each validation and stays in
+    for the callbacks after this one at the epoch's end, so early stopping records and restores it;
+    the running weights are copied back, exactly, before training goes on.
     """
 
-    def _update_model_variables_moving_average(self, trainable_variables: list) -> None:
-        momentum = self.ema_momentum
-        step = keras.ops.cast(self.iterations + 1, "float32")  # this update's number, from 1
-        debiased = momentum * (1 - momentum ** (step - 1)) / (1 - momentum**step)
-        for variable, average in zip(trainable_variables, self._model_variables_moving_average, strict=True):
-            if average is not None:
-                average.assign(debiased * average + (1 - debiased) * variable)
+    def __init__(self, momentum: float) -> None:
+        super().__init__()
+        self.momentum = momentum
 
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._steps, self._running = 0, None
+        self._average = [keras.Variable(w, trainable=False) for w in self.model.trainable_weights]
 
-class _ExactSwapEMAWeights(keras.callbacks.SwapEMAWeights):
-    """Keras' SwapEMAWeights, swapping by copy: its TensorFlow path swaps by adding and subtracting,
-    whose rounding let the average nudge the running weights, so the average changed training."""
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._steps += 1
+        m, t = self.momentum, self._steps
+        momentum = m * (1 - m ** (t - 1)) / (1 - m**t)  # 0 at the first step, tends to m
+        for average, weight in zip(self._average, self.model.trainable_weights, strict=True):
+            average.assign(momentum * average + (1 - momentum) * weight)
 
-    def _tf_swap_variables(self, optimizer: keras.optimizers.Optimizer) -> None:
-        self._backend_swap_variables(optimizer)
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        if self._running is None:
+            self._running = [keras.ops.copy(w) for w in self.model.trainable_weights]
+            self._assign(self._average)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if self._running is not None:
+            self._assign(self._running)
+            self._running = None
+
+    def _assign(self, values: list) -> None:
+        for weight, value in zip(self.model.trainable_weights, values, strict=True):
+            weight.assign(value)
 
 
 def _schedule_callbacks(params: TrainParams) -> list[keras.callbacks.Callback]:
     callbacks = []
     if params.ema_momentum > 0:  # validate, keep and report the averaged weights (swapped in before the others run)
-        callbacks.append(_ExactSwapEMAWeights(swap_on_epoch=True))
+        callbacks.append(WeightAverage(params.ema_momentum))
     callbacks.append(
         keras.callbacks.EarlyStopping(
             monitor="val_accuracy",

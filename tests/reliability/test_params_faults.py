@@ -4,12 +4,13 @@ every section removed: one line naming the key and what was expected, before any
 from __future__ import annotations
 
 import copy
-import dataclasses
 import typing
 from typing import Any, Literal
 
 import pytest
 import yaml
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from pipeline.__main__ import main as cli
 from pipeline.params import Params, ParamsError, parse_params
@@ -20,21 +21,20 @@ RAW = yaml.safe_load((REPO / "params.yaml").read_text())
 WRONG_TYPE = {"a": "mapping"}  # no key of params.yaml takes a mapping of this shape
 
 
-def schema_leaves(cls: type = Params, raw: Any = RAW, path: tuple = ()) -> list[tuple[tuple, Any, dict]]:
-    """(path into the YAML, the key's type, its field metadata) for every leaf key of params.yaml."""
+def schema_leaves(model: type[BaseModel] = Params, raw: Any = RAW, path: tuple = ()) -> list[tuple[tuple, FieldInfo]]:
+    """(path into the YAML, the key's field) for every leaf key of params.yaml."""
     leaves = []
-    hints = typing.get_type_hints(cls)
-    for field in dataclasses.fields(cls):
-        tp, value, here = hints[field.name], raw[field.name], (*path, field.name)
+    for name, field in model.model_fields.items():
+        tp, value, here = field.annotation, raw[name], (*path, name)
         item = typing.get_args(tp)[0] if typing.get_origin(tp) is list else None
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
             leaves += schema_leaves(tp, value, here)
-        elif item is not None and dataclasses.is_dataclass(item):
-            leaves.append((here, tp, dict(field.metadata)))  # the list itself (it has a check) ...
+        elif item is not None and issubclass(item, BaseModel):
+            leaves.append((here, field))  # the list itself (it is constrained) ...
             for i, element in enumerate(value):  # ... and every key of every element
                 leaves += schema_leaves(item, element, (*here, i))
         else:
-            leaves.append((here, tp, dict(field.metadata)))
+            leaves.append((here, field))
     return leaves
 
 
@@ -43,11 +43,12 @@ def shown(path: tuple) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
 
 
-def out_of_range(tp: Any, metadata: dict) -> Any:
-    """A value of the right type that the key's check refuses, or None if the key has no range."""
+def out_of_range(field: FieldInfo) -> Any:
+    """A value of the right type that the key's constraints refuse, or None if the key has none."""
+    tp = field.annotation
     if typing.get_origin(tp) is Literal:
         return "nonsense"
-    if "check" not in metadata:
+    if not field.metadata:
         return None
     base = {typing.get_origin(tp) or tp} | set(typing.get_args(tp))
     for kind, value in ((float, -1.0), (int, -1), (str, ""), (list, []), (dict, {})):
@@ -83,16 +84,19 @@ def _delete(container, key):
 
 LEAVES = schema_leaves()
 CASES = {}
-for path, tp, metadata in LEAVES:
+for path, field in LEAVES:
     key = shown(path)
     CASES[f"{key}: wrong type"] = (mutated(path, _set(WRONG_TYPE)), f"{key}")
-    if (bad := out_of_range(tp, metadata)) is not None:
+    if (bad := out_of_range(field)) is not None:
         CASES[f"{key}: out of range"] = (mutated(path, _set(bad)), f"{key} = {bad!r}: expected ")
     if not isinstance(path[-1], int):
         CASES[f"{key}: misspelt"] = (mutated(path, _rename), f"unknown key '{key}s': did you mean '{path[-1]}'?")
         CASES[f"{key}: missing"] = (mutated(path, _delete), f"missing key '{key}' (")
 for section in RAW:
-    CASES[f"{section}: section missing"] = (mutated((section,), _delete), f"missing key '{section}' (a mapping of ")
+    CASES[f"{section}: section missing"] = (
+        mutated((section,), _delete),
+        f"missing key '{section}' (a mapping of {', '.join(RAW[section])})",
+    )
 CASES["model.arch: unknown architecture"] = (
     mutated(("model", "arch"), _set("resnet50")),
     "model.arch = 'resnet50': expected one of default, tiny, simple, lenet5, bn, deep",
@@ -110,7 +114,7 @@ def yaml_keys(raw: Any = RAW, path: tuple = ()) -> set[tuple]:
 
 
 # the cases below cover every key: the schema walk and the YAML's own keys agree
-assert {path for path, _, _ in LEAVES} == {path for path in yaml_keys() if not isinstance(path[-1], int)}
+assert {path for path, _ in LEAVES} == {path for path in yaml_keys() if not isinstance(path[-1], int)}
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))

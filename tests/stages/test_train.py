@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -67,7 +66,7 @@ class _WreckLastEpoch(keras.callbacks.Callback):
 
 
 def test_the_best_validation_epoch_is_kept(data):
-    params = dataclasses.replace(PARAMS, lr_schedule="constant")
+    params = PARAMS.model_copy(update={"lr_schedule": "constant"})
     model, history = stage.train(*data, TINY, params, [_WreckLastEpoch()])
     train_metrics, val_metrics = stage.summary(history, model)
     assert train_metrics["best_epoch"] < 3 and history["val_accuracy"].iloc[-1] < val_metrics["accuracy"]
@@ -77,7 +76,7 @@ def test_the_best_validation_epoch_is_kept(data):
 
 
 def test_weight_averaging_validates_and_keeps_the_averaged_weights(data, trained):
-    model, history = stage.train(*data, TINY, dataclasses.replace(PARAMS, ema_momentum=0.9))
+    model, history = stage.train(*data, TINY, PARAMS.model_copy(update={"ema_momentum": 0.9}))
     _, accuracy = model.evaluate(*data[1], verbose=0)
     assert accuracy == pytest.approx(history["val_accuracy"].max())
     plain, _ = trained  # the same seed and steps without averaging: other weights are the averaged ones
@@ -96,7 +95,9 @@ class _RecordWeights(keras.callbacks.Callback):
 
 def test_weight_average_is_bias_corrected_so_short_runs_keep_trained_weights(data):
     momentum, recorder = 0.99, _RecordWeights()  # 39 steps: Keras' own average would keep 68% of step 1
-    params = dataclasses.replace(PARAMS, ema_momentum=momentum, early_stopping_patience=0, lr_schedule="constant")
+    params = PARAMS.model_copy(
+        update={"ema_momentum": momentum, "early_stopping_patience": 0, "lr_schedule": "constant"}
+    )
     model, history = stage.train(*data, TINY, params, [recorder])
     steps_kept = len(recorder.steps) // params.epochs * int(history["val_accuracy"].idxmax() + 1)
     weights = momentum ** np.arange(steps_kept)[::-1]
@@ -108,14 +109,14 @@ def test_the_average_only_observes_training(data):
     """Swapping the average in to validate and out again leaves the running weights exactly as they were."""
     plain, averaged = _RecordWeights(), _RecordWeights()
     stage.train(*data, TINY, PARAMS, [plain])
-    stage.train(*data, TINY, dataclasses.replace(PARAMS, ema_momentum=0.9), [averaged])
+    stage.train(*data, TINY, PARAMS.model_copy(update={"ema_momentum": 0.9}), [averaged])
     for step, (mine, theirs) in enumerate(zip(averaged.steps, plain.steps, strict=True)):
         np.testing.assert_array_equal(mine, theirs, err_msg=f"step {step + 1}")
 
 
 def test_the_saved_model_keeps_the_weights_without_augmentation_or_optimizer(data, tmp_path):
     augment = AugmentParams(enabled=True, rotation_deg=10, shift=0.1, zoom=0.1)
-    params = dataclasses.replace(PARAMS, epochs=1, ema_momentum=0.9, augment=augment)
+    params = PARAMS.model_copy(update={"epochs": 1, "ema_momentum": 0.9, "augment": augment})
     model, _ = stage.train(*data, TINY, params)
     inference = models.inference_model(model)
     assert any(isinstance(layer, models.AUGMENTATION) for layer in model.layers)
@@ -135,7 +136,7 @@ def test_one_cycle_warms_up_then_decays_to_zero(trained):
 
 
 def test_plateau_schedule_uses_the_plateau_settings():
-    callbacks = stage._schedule_callbacks(dataclasses.replace(PARAMS, lr_schedule="plateau"))
+    callbacks = stage._schedule_callbacks(PARAMS.model_copy(update={"lr_schedule": "plateau"}))
     (plateau,) = [c for c in callbacks if isinstance(c, keras.callbacks.ReduceLROnPlateau)]
     assert (plateau.factor, plateau.patience) == (0.5, 1)
     (stopping,) = [c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)]
@@ -148,13 +149,13 @@ def test_without_two_gpus_training_stays_on_one_device(distribute):
 
 
 MIRRORED_ON_TWO_CPUS = """
-    import dataclasses, sys, numpy as np, tensorflow as tf
+    import sys, numpy as np, tensorflow as tf
     (cpu,) = tf.config.list_physical_devices("CPU")
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from pipeline.stages import train
     from tests.stages.test_train import PARAMS, TINY
     from tests.mnist_files import learnable_mnist
-    params = dataclasses.replace(PARAMS, ema_momentum=0.9, distribute="mirrored")
+    params = PARAMS.model_copy(update={"ema_momentum": 0.9, "distribute": "mirrored"})
     runs = [train.train(learnable_mnist(400, seed=0), learnable_mnist(100, seed=1), TINY, params) for _ in range(2)]
     (model, history), (_, again) = runs
     print(model.distribute_strategy.num_replicas_in_sync, int(model.optimizer.iterations.numpy()),
