@@ -123,11 +123,13 @@ class EvaluateParams(Section):
 
 
 class ExportParams(Section):
-    """export stage: the CNN as ONNX, and how closely it must match Keras on the test set."""
+    """export stage: the CNN as ONNX (float32 and int8), and how closely each must match Keras."""
 
     opset: int = Field(ge=13, le=21, description="an ONNX opset version in [13, 21]")
     min_agreement: float = Field(gt=0, le=1, description="a share of test images in (0, 1]")
     max_accuracy_gap: float = Field(ge=0, lt=1, description="an accuracy difference in [0, 1)")
+    int8_calibration_images: int = Field(ge=1, description="a number of training images >= 1")
+    int8_max_accuracy_gap: float = Field(ge=0, lt=1, description="an accuracy difference in [0, 1)")
 
 
 class PhotosParams(Section):

@@ -38,6 +38,7 @@ BASELINE_SPEED = Path("metrics/speed/baseline.json")
 BASELINE_PREDICTIONS = Path("reports/baseline_predictions.csv")
 
 ONNX_MODEL = Path("models/cnn.onnx")
+INT8_MODEL = Path("models/cnn-int8.onnx")
 EXPORT_METRICS = Path("metrics/export.json")
 EXPORT_SPEED = Path("metrics/speed/export.json")
 

@@ -62,6 +62,7 @@ FINGERPRINTED = (
     *map(paths.split_file, paths.SPLITS),
     paths.CNN_MODEL,
     paths.ONNX_MODEL,
+    paths.INT8_MODEL,
     paths.BASELINE_MODEL,
 )
 TRAININGS = {"cnn": paths.CNN_RUN, "baseline": paths.BASELINE_RUN}
@@ -114,7 +115,7 @@ def main() -> None:
         mlflow.log_metrics(metrics)
         for epoch in history.to_dict("records"):
             mlflow.log_metrics(tracking.epoch_metrics(epoch), step=int(epoch["epoch"]))
-        for path in (*METRICS, *REPORTS, paths.ONNX_MODEL):
+        for path in (*METRICS, *REPORTS, paths.ONNX_MODEL, paths.INT8_MODEL):
             mlflow.log_artifact(str(path), artifact_path=str(path.parent))
         nest_fresh_trainings(run.info.run_id, trainings)
     save_json(paths.PIPELINE_RUN, {"run_id": run.info.run_id, "run_name": run.info.run_name})

@@ -64,6 +64,15 @@ def test_keras_and_onnx_models_give_the_same_answers(digit_model, photos):
     assert np.allclose([row["confidence"] for row in by_keras], [row["confidence"] for row in by_onnx], atol=1e-4)
 
 
+def test_the_int8_model_reads_the_photos_nearly_as_the_float_model(digit_model, photos):
+    files, labels = photos
+    result = _cli(str(files[0].parent), "--json", "--model", str(digit_model.int8_path))
+    assert result.returncode == 0, result.stderr
+    by_int8 = [row["digit"] for row in json.loads(result.stdout)]
+    by_float = [row["digit"] for row in predict_files(files, load_predictor(digit_model.onnx_path))]
+    assert np.mean(np.equal(by_int8, by_float)) >= 0.95 and np.mean(by_int8 == labels) >= 0.9
+
+
 def test_cli_predicts_the_readable_files_and_fails_for_the_others(digit_model, photos, tmp_path):
     files, labels = photos
     (tmp_path / "notes.png").write_text("not an image")

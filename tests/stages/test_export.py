@@ -1,4 +1,5 @@
-"""export stage: the ONNX model matches Keras on every test image, and a mismatch leaves nothing behind."""
+"""export stage: the ONNX model matches Keras on every test image, the int8 model nearly, and a
+mismatch of either leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import shutil
 
 import numpy as np
+import onnx
 import pytest
 
 from pipeline import PipelineError, paths
@@ -30,6 +32,7 @@ def stage_dir(tmp_path, monkeypatch, digit_model, test_set):
     monkeypatch.chdir(tmp_path)
     images, labels = test_set
     save_npz(paths.split_file("test"), {"x": images, "y": labels})
+    save_npz(paths.split_file("train"), dict(zip("xy", font_mnist(200, seed=4), strict=True)))
     paths.CNN_MODEL.parent.mkdir()
     shutil.copy(digit_model.keras_path, paths.CNN_MODEL)
     paths.CNN_RUN.parent.mkdir(parents=True)
@@ -40,26 +43,54 @@ def stage_dir(tmp_path, monkeypatch, digit_model, test_set):
 def test_onnx_export_agrees_with_keras(digit_model, test_set):
     images, labels = test_set
     report = export.parity(
-        labels, keras_predictor(digit_model.model)(images), onnx_predictor(digit_model.onnx_path)(images)
+        labels, keras_predictor(digit_model.model)(images), onnx_predictor(digit_model.onnx_path)(images), "onnx"
     )
-    assert report["agreement"] == 1.0
-    assert report["onnx_accuracy"] == report["keras_accuracy"] >= 0.9
-    assert report["max_probability_difference"] < 1e-4
+    assert report["onnx_agreement"] == 1.0
+    assert report["onnx_accuracy"] >= 0.9
+    assert report["onnx_max_probability_difference"] < 1e-4
 
 
-def test_stage_writes_the_export_and_its_figures(stage_dir):
+def test_int8_model_has_int8_weights_per_channel_and_nearly_the_same_answers(digit_model, test_set):
+    images, labels = test_set  # digit_model.int8_path: export.quantize of its ONNX model
+    graph = onnx.load(digit_model.int8_path).graph
+    weights = [w for w in graph.initializer if w.data_type == onnx.TensorProto.INT8 and len(w.dims) > 1]
+    assert len(weights) >= 3  # every convolution's and dense layer's kernel
+    scales = {w.name: w for w in graph.initializer if w.name.endswith("_scale")}
+    assert any(len(scale.dims) == 1 and scale.dims[0] > 1 for scale in scales.values())  # one scale per channel
+    assert {node.op_type for node in graph.node} >= {"QuantizeLinear", "DequantizeLinear"}
+    reference = keras_predictor(digit_model.model)(images)
+    report = export.parity(labels, reference, onnx_predictor(digit_model.int8_path)(images), "int8")
+    assert report["int8_agreement"] >= 0.98
+    assert abs(report["int8_accuracy"] - np.mean(reference.argmax(1) == labels)) <= 0.01
+
+
+def test_stage_writes_both_exports_and_their_figures(stage_dir):
     export.main()
     report, speed = (json.loads(path.read_text()) for path in (paths.EXPORT_METRICS, paths.EXPORT_SPEED))
-    assert report["agreement"] == 1.0 and report["onnx_accuracy"] == report["keras_accuracy"]
-    for model in ("keras", "onnx"):
+    assert report["onnx_agreement"] == 1.0 and report["onnx_accuracy"] == report["keras_accuracy"]
+    assert abs(report["int8_accuracy"] - report["keras_accuracy"]) <= 0.001  # export.int8_max_accuracy_gap
+    for model in ("keras", "onnx", "int8"):
         assert speed[f"{model}_throughput_images_per_s"] > 0 and speed[f"{model}_latency_ms_p50"] > 0
-    assert paths.ONNX_MODEL.is_file()
+    ratio = speed["int8_throughput_images_per_s"] / speed["onnx_throughput_images_per_s"]
+    assert speed["int8_vs_onnx_throughput"] == round(ratio, 2)
+    assert paths.ONNX_MODEL.is_file() and paths.INT8_MODEL.is_file()
 
 
-def test_a_mismatching_export_fails_and_leaves_no_file(stage_dir, monkeypatch):
+@pytest.mark.parametrize(
+    ("model", "damage", "message"),
+    [
+        ("onnx", {"onnx_agreement": 0.99}, r"ONNX export differs from Keras: same digit on 99.0000% of test images"),
+        (
+            "int8",
+            {"int8_accuracy": 0.5},
+            r"int8 ONNX model's test accuracy 50.0000% is .*int8_max_accuracy_gap 0.1000%",
+        ),
+    ],
+)
+def test_a_mismatching_export_fails_and_leaves_no_file(stage_dir, monkeypatch, model, damage, message):
     real_parity = export.parity
-    monkeypatch.setattr(export, "parity", lambda *args: real_parity(*args) | {"agreement": 0.99})
-    with pytest.raises(PipelineError, match=r"ONNX export differs from Keras: same digit on 99.0000% of test images"):
+    monkeypatch.setattr(export, "parity", lambda *args: real_parity(*args) | (damage if args[-1] == model else {}))
+    with pytest.raises(PipelineError, match=message):
         export.main()
     assert list(paths.ONNX_MODEL.parent.iterdir()) == [paths.CNN_MODEL]  # no export, no temp file
     assert not paths.EXPORT_METRICS.exists() and not paths.EXPORT_SPEED.exists()
