@@ -90,7 +90,7 @@ def test_declared_outputs_match_the_code():
             paths.CLASSIFICATION_REPORT,
             *evaluate.FIGURES,
         ),
-        "export": (paths.ONNX_MODEL, paths.EXPORT_METRICS, paths.EXPORT_SPEED),
+        "export": (paths.ONNX_MODEL, paths.INT8_MODEL, paths.EXPORT_METRICS, paths.EXPORT_SPEED),
         "photos": (paths.PHOTOS_METRICS, paths.PHOTOS_PLOT),
         "baseline": (
             paths.BASELINE_MODEL,
