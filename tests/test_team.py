@@ -113,11 +113,11 @@ def test_a_team_shares_runs_through_a_postgresql_server_and_data_through_a_remot
     assert_run_matches_outputs(runs["pipeline"][1], repo)
     assert snapshot(first.info.run_id) == before, "the first run was written to"
 
-    run(repo, "dvc", "exp", "run", "--queue", "-S", "train.epochs=3,4,5")
+    run(repo, "dvc", "exp", "run", "--queue", "-S", "train.epochs=3,4")  # two writers at once
     run(repo, "dvc", "queue", "start", "-j", "2")
     wait_for_queue(repo)
     assert not (repo / "mlflow.db").exists(), "nothing went to the embedded store"
-    assert_grid_is_one_run_per_experiment(repo, team_server, [2, 3, 4, 5])  # ev16 has epochs 2
+    assert_grid_is_one_run_per_experiment(repo, team_server, [2, 3, 4])  # ev16 has epochs 2
     runs = runs_by_role(team_server)
     assert all(r.info.status == "FINISHED" for role in runs.values() for r in role)
     assert all(r.info.artifact_uri.startswith("mlflow-artifacts:") for role in runs.values() for r in role)
