@@ -13,8 +13,8 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 repro: $(VENV)/installed  ## run the pipeline: data, CNN, ONNX export, photo check, baseline, comparison
 	dvc repro
 
-test: $(VENV)/installed chromium postgresql  ## the whole test suite (slow tests included)
-	python -m pytest --durations=15
+test: $(VENV)/installed chromium postgresql  ## the whole test suite (slow tests included), on every core (at most 4)
+	python -m pytest --numprocesses auto --maxprocesses 4 --dist loadgroup --durations=15
 
 ui: $(VENV)/installed  ## MLflow UI on the pipeline's store at 127.0.0.1:$(UI_PORT); prints the runs table's address
 	python -m pipeline ui --port $(UI_PORT)
@@ -28,11 +28,11 @@ serve: $(VENV)/installed  ## the registry's champion CNN over REST (mlflow model
 server: $(VENV)/installed postgresql  ## a shared MLflow server on PostgreSQL with served artifacts, at 127.0.0.1:$(SERVER_PORT)
 	python -m pipeline server --port $(SERVER_PORT)
 
-bench: $(VENV)/installed  ## the default recipe against the seed presets (about 35 min on 2 cores) -> metrics/bench.json
+bench: $(VENV)/installed  ## every preset of bench/presets.yaml on its seeds, test set scored once each (about an hour on 2 cores) -> metrics/bench.json
 	dvc repro preprocess
 	python bench/bench.py
 
-bench-quick: $(VENV)/installed  ## the same on a data subset, 2 epochs each: a smoke test of minutes -> bench/quick/
+bench-quick: $(VENV)/installed  ## the same on 2,000 images, 1 epoch, one seed each: a smoke test of minutes -> bench/quick/
 	dvc repro preprocess
 	python bench/bench.py --quick
 

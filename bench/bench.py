@@ -1,139 +1,182 @@
-"""`make bench`: the default recipe against the seed presets, on the same data, one after another.
+"""`make bench`: every preset of bench/presets.yaml trained on each of its seeds, scored once at the end.
 
-Each model trains in a process of its own (so its peak memory is its own), with the test accuracy
-recorded after every epoch against the training seconds spent so far (evaluation time excluded).
-Prints a table (time to 98.5 / 99.0 / 99.5% test accuracy, best accuracy, parameters, seconds per
-epoch, inference images/s at batch 1000 and 1, peak RSS) and writes it with a time-to-accuracy plot.
+A preset is a set of params.yaml overrides (what `dvc exp run -S key=value` sets), validated by the
+pipeline's own loader.  Each training runs in a process of its own, on the preprocessed split: the
+validation split steers it (early stopping, the kept epoch), the test set is scored once, after it.
+Seeds are interleaved across presets (every preset's first seed, then every second one), so a
+machine that slows down mid-run slows all of them alike; ratios compare medians from this one run.
 
-    python bench/bench.py                  # full: every model, full data -> metrics/bench.json, reports/bench*
-    python bench/bench.py --quick          # smoke test: a data subset, 2 epochs -> bench/quick/
+    python bench/bench.py                  # every preset -> metrics/bench.json, reports/bench.{md,png}
+    python bench/bench.py --quick          # smoke test: 2,000 images, 1 epoch, 1 seed each -> bench/quick/
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the checkout
 
 from pipeline import paths, plots
 from pipeline.files import atomic_write, save_json
-from pipeline.params import AugmentParams, TrainParams, load_params
+from pipeline.params import PARAMS_FILE, Params, parse_params
 
-THRESHOLDS = (0.985, 0.99, 0.995)
-SEEDS = ("tiny", "simple", "lenet5", "bn", "deep")
-
-
-def seed_recipe(default: TrainParams, epochs: int) -> TrainParams:
-    """The seed projects' training: Adam 1e-3, batch 64, plateau schedule, early stopping; no augmentation, no EMA."""
-    return default.model_copy(
-        update={
-            "epochs": epochs,
-            "batch_size": 64,
-            "learning_rate": 1e-3,
-            "lr_schedule": "plateau",
-            "early_stopping_patience": 3,
-            "ema_momentum": 0,
-            "augment": AugmentParams(enabled=False, rotation_deg=0, shift=0, zoom=0),
-        }
-    )
+PRESETS_FILE = Path(__file__).with_name("presets.yaml")
+THROUGHPUT_REPEATS = 5  # fp32 and int8 ONNX throughput, measured alternately
 
 
-def train_one(arch: str, quick: bool) -> dict:
-    """Train `arch` with its recipe; its per-epoch test accuracy, speed and peak memory."""
-    import keras
+def preset_params(overrides: dict, seed: int) -> Params:
+    """params.yaml with a preset's overrides and `train.seed`, through the pipeline's validation."""
+    raw = yaml.safe_load(PARAMS_FILE.read_text())
+    for key, value in {**overrides, "train.seed": seed}.items():
+        *parents, last = key.split(".")
+        section = raw
+        for part in parents:
+            section = section[part]
+        section[last] = value
+    return parse_params(raw, PRESETS_FILE)
 
-    from pipeline.params import ModelParams
-    from pipeline.scoring import inference_speed
+
+def train_one(overrides: dict, seed: int, quick: bool, int8: bool) -> dict:
+    """Train one preset on one seed; its test accuracy (scored once), training seconds and, if `int8`,
+    the throughput of its fp32 and int8 ONNX exports."""
     from pipeline.stages import train
 
-    params = load_params()
-    recipe = params.train if arch == "default" else seed_recipe(params.train, params.train.epochs)
+    params = preset_params(overrides, seed)
+    recipe = params.train.model_copy(update={"epochs": 1}) if quick else params.train
+    (x, y), validation, (x_test, y_test) = (paths.load_split(split) for split in paths.SPLITS)
     if quick:
-        recipe = recipe.model_copy(update={"epochs": 2})
-    training, validation, (x_test, y_test) = (paths.load_split(s) for s in paths.SPLITS)
-    if quick:
-        training, x_test, y_test = (training[0][:5000], training[1][:5000]), x_test[:2000], y_test[:2000]
-
-    class TestAccuracy(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.seconds, self.rows, self.started = 0.0, [], time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds += time.perf_counter() - self.started
-            predicted = self.model.predict(x_test, batch_size=1000, verbose=0).argmax(axis=1)
-            self.rows.append(
-                {"epoch": epoch + 1, "seconds": self.seconds, "test_accuracy": float(np.mean(predicted == y_test))}
-            )
-            self.started = time.perf_counter()
-
-    curve = TestAccuracy()
-    model, _ = train.train(training, validation, ModelParams(arch=arch), recipe, [curve])
-    batched = inference_speed(model.predict_on_batch, x_test, 1000, latency_runs=100)
-    return {
-        "arch": arch,
+        x, y = x[:2000], y[:2000]
+    start = time.perf_counter()
+    model, history = train.train((x, y), validation, params.model, recipe)
+    seconds = time.perf_counter() - start
+    predicted = model.predict(x_test, batch_size=params.evaluate.batch_size, verbose=0).argmax(axis=1)
+    result = {
+        "test_accuracy": float(np.mean(predicted == y_test)),
+        "val_accuracy": float(history["val_accuracy"].max()),
+        "train_seconds": round(seconds, 1),
+        "epochs_run": len(history),
         "params": model.count_params(),
-        "curve": curve.rows,
-        "images_per_s_batch_1000": batched["throughput_images_per_s"],
-        "images_per_s_batch_1": round(1000 / batched["latency_ms_p50"]),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
+    if int8:
+        result |= onnx_throughputs(model, x, x_test, params)
+    return result
 
 
-def summarise(result: dict) -> dict:
-    curve = pd.DataFrame(result["curve"])
-    reached = {
-        f"seconds_to_{100 * t:g}%": (
-            round(float(curve.seconds[curve.test_accuracy >= t].iloc[0]), 1)
-            if (curve.test_accuracy >= t).any()
-            else None
-        )
-        for t in THRESHOLDS
-    }
+def onnx_throughputs(model, calibration: np.ndarray, images: np.ndarray, params: Params) -> dict:
+    """Images/s of the model's fp32 and int8 ONNX exports at `evaluate.batch_size`, measured alternately."""
+    from pipeline import models
+    from pipeline.inference import onnx_predictor
+    from pipeline.scoring import inference_speed
+    from pipeline.stages.export import quantize
+
+    with tempfile.TemporaryDirectory() as folder:
+        fp32, int8 = Path(folder, "cnn.onnx"), Path(folder, "cnn-int8.onnx")
+        models.inference_model(model).export(str(fp32), format="onnx", opset_version=params.export.opset, verbose=False)
+        quantize(fp32, int8, calibration[: params.export.int8_calibration_images], params.evaluate.batch_size)
+        predictors = {"fp32": onnx_predictor(fp32), "int8": onnx_predictor(int8)}
+        speeds = {name: [] for name in predictors}
+        for _ in range(THROUGHPUT_REPEATS):
+            for name, predictor in predictors.items():
+                speed = inference_speed(predictor, images, params.evaluate.batch_size, params.evaluate.latency_runs)
+                speeds[name].append(speed)
     return {
-        "arch": result["arch"],
-        "best_test_accuracy": float(curve.test_accuracy.max()),
-        "seconds_to_best": round(float(curve.seconds[curve.test_accuracy.idxmax()]), 1),
-        **reached,
-        "epochs": len(curve),
-        "seconds_per_epoch": round(float(curve.seconds.iloc[-1]) / len(curve), 1),
-        **{k: result[k] for k in ("params", "images_per_s_batch_1000", "images_per_s_batch_1", "peak_rss_mib")},
+        f"{name}_onnx_{key}": [speed[key] for speed in runs]
+        for name, runs in speeds.items()
+        for key in ("throughput_images_per_s", "latency_ms_p50")
+    }
+
+
+def summarise(runs: list[dict]) -> dict:
+    """One preset's seeds: test accuracy as a list, mean and sd; training seconds as a list and median."""
+    accuracies, seconds = [r["test_accuracy"] for r in runs], [r["train_seconds"] for r in runs]
+    return {
+        "seeds": [r["seed"] for r in runs],
+        "test_accuracy": accuracies,
+        "test_accuracy_mean": round(statistics.mean(accuracies), 5),
+        "test_accuracy_sd": round(statistics.stdev(accuracies), 5) if len(runs) > 1 else None,
+        "val_accuracy_mean": round(statistics.mean(r["val_accuracy"] for r in runs), 5),
+        "train_seconds": seconds,
+        "train_seconds_median": statistics.median(seconds),
+        "epochs_run": [r["epochs_run"] for r in runs],
+        "params": runs[0]["params"],
+    }
+
+
+def ratios(summary: dict, runs: dict[str, list[dict]]) -> dict:
+    """The three ratios the targets are stated in, each from this run's medians."""
+    (throughputs,) = [r for r in runs["default"] if "fp32_onnx_throughput_images_per_s" in r]
+    int8, fp32 = (statistics.median(throughputs[f"{m}_onnx_throughput_images_per_s"]) for m in ("int8", "fp32"))
+    median = {name: preset["train_seconds_median"] for name, preset in summary.items()}
+    return {
+        "default_train_time_vs_bn": round(median["default"] / median["bn"], 3) if "bn" in median else None,
+        "fast_train_time_vs_tiny": round(median["fast"] / median["tiny"], 3)
+        if {"fast", "tiny"} <= set(median)
+        else None,
+        "int8_vs_fp32_onnx_throughput": round(int8 / fp32, 3),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a data subset and 2 epochs: a smoke test of minutes")
-    parser.add_argument("--archs", default=",".join(("default", *SEEDS)), help="comma-separated (default: all)")
-    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: train one model, print its JSON
+    parser.add_argument("--quick", action="store_true", help="2,000 images, 1 epoch, the first seed of each preset")
+    parser.add_argument("--presets", help="comma-separated names (default: every preset; always with default)")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: train one preset on one seed, print JSON
+    parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--int8", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    presets = yaml.safe_load(PRESETS_FILE.read_text())["presets"]
     if args.one:
-        print(json.dumps(train_one(args.one, args.quick)))
+        print(json.dumps(train_one(presets[args.one]["params"], args.seed, args.quick, args.int8)))
         return
-    results = []
-    for arch in args.archs.split(","):
-        command = [sys.executable, __file__, "--one", arch, *(["--quick"] if args.quick else [])]
-        finished = subprocess.run(command, capture_output=True, text=True, check=True)
-        results.append(json.loads(finished.stdout.splitlines()[-1]))
-        print(f"bench: {arch} done", file=sys.stderr, flush=True)
-    report(results, quick=args.quick)
+    chosen = ["default", *(n for n in (args.presets.split(",") if args.presets else presets) if n != "default")]
+    seeds = {name: presets[name]["seeds"][: 1 if args.quick else None] for name in chosen}
+    runs = {name: [] for name in chosen}
+    for round_ in range(max(map(len, seeds.values()))):
+        for name in chosen:
+            if round_ < len(seeds[name]):
+                seed = seeds[name][round_]
+                runs[name].append({"seed": seed} | _train_in_process(name, seed, args.quick, int8=not runs["default"]))
+                print(f"bench: {name} seed {seed}: {runs[name][-1]['test_accuracy']:.4f}", file=sys.stderr, flush=True)
+    summary = {name: summarise(preset_runs) for name, preset_runs in runs.items()}
+    report(summary, ratios(summary, runs), runs, Path("bench/quick") if args.quick else None)
 
 
-def report(results: list[dict], quick: bool) -> None:
-    """Print the table; write it (JSON, Markdown) and the time-to-accuracy plot."""
-    table = pd.DataFrame([summarise(r) for r in results]).set_index("arch")
-    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
-    metrics_dir, reports_dir = (Path("bench/quick"),) * 2 if quick else (Path("metrics"), Path("reports"))
-    save_json(metrics_dir / "bench.json", {"summary": table.reset_index().to_dict("records"), "runs": results})
-    plots.save(plots.time_to_accuracy(results, THRESHOLDS), reports_dir / "bench_time_to_accuracy.png")
+def _train_in_process(name: str, seed: int, quick: bool, int8: bool) -> dict:
+    """train_one in a fresh process: its memory and threads are its own, and nothing carries over."""
+    command = [sys.executable, __file__, "--one", name, "--seed", str(seed)]
+    command += ["--quick"] * quick + ["--int8"] * int8
+    finished = subprocess.run(command, capture_output=True, text=True, check=False)
+    if finished.returncode != 0:
+        sys.exit(f"bench: {name} seed {seed} failed:\n{finished.stderr[-3000:]}")
+    return json.loads(finished.stdout.splitlines()[-1])
+
+
+def machine() -> dict:
+    """The CPU the figures were measured on (they hold on that kind of machine only)."""
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    models = {line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")}
+    return {"cpu": ", ".join(sorted(models)), "cores": len(os.sched_getaffinity(0))}
+
+
+def report(summary: dict, ratios: dict, runs: dict, folder: Path | None) -> None:
+    """Print the table; write metrics/bench.json, reports/bench.md and reports/bench.png (or all to `folder`)."""
+    table = pd.DataFrame(summary).T[["test_accuracy_mean", "test_accuracy_sd", "train_seconds_median", "params"]]
+    print(table.to_string(), "\n", json.dumps(ratios), sep="")
+    metrics_dir, reports_dir = (folder, folder) if folder else (paths.METRICS_DIR, Path("reports"))
+    save_json(metrics_dir / "bench.json", {"presets": summary, "ratios": ratios, "runs": runs, "machine": machine()})
+    plots.save(plots.accuracy_against_time(summary), reports_dir / "bench.png")
     with atomic_write(reports_dir / "bench.md") as tmp:
         tmp.write_text(table.to_markdown(floatfmt="g", missingval="-") + "\n")
 

@@ -2,8 +2,8 @@
 
 Every model takes raw pixels, shape (N, 28, 28) with values 0-255 (what data/processed holds and
 what a user has), scales them itself, and ends in a 10-way softmax.  The presets are the seed
-projects' recipes, kept so `dvc exp run -S model.arch=...` can compare them; `default` is this
-project's own.
+projects' recipes, kept so `dvc exp run -S model.arch=...` can compare them; `default` and `fast`
+are this project's own.
 """
 
 from __future__ import annotations
@@ -102,13 +102,28 @@ def default() -> list[layers.Layer]:
     ]
 
 
+def fast() -> list[layers.Layer]:
+    """One epoch to 99%, after tuomaso/train_mnist_fast: convolutions 24@5x5 and 32@3x3, each pooled
+    before its ReLU (a quarter of the activations to compute), dense 256; 215,194 parameters."""
+    return [
+        layers.Conv2D(24, 5),
+        layers.MaxPooling2D(2),
+        layers.ReLU(),
+        layers.Conv2D(32, 3),
+        layers.MaxPooling2D(2),
+        layers.ReLU(),
+        layers.Flatten(),
+        layers.Dense(256, activation="relu"),
+    ]
+
+
 def _seed_conv(filters: int) -> list[layers.Layer]:
     """The seeds' convolution: 3x3 'same' with ReLU, then BatchNorm."""
     return [layers.Conv2D(filters, 3, padding="same", activation="relu"), layers.BatchNormalization()]
 
 
 ARCHITECTURES: dict[str, Callable[[], list[layers.Layer]]] = {
-    f.__name__: f for f in (tiny, simple, lenet5, bn, deep, default)
+    f.__name__: f for f in (tiny, simple, lenet5, bn, deep, default, fast)
 }
 
 

@@ -94,7 +94,7 @@ class AugmentParams(Section):
 class ModelParams(Section):
     """The CNN architecture (train stage)."""
 
-    arch: Literal["default", "tiny", "simple", "lenet5", "bn", "deep"]
+    arch: Literal["default", "fast", "tiny", "simple", "lenet5", "bn", "deep"]
 
 
 class TrainParams(Section):
@@ -104,6 +104,8 @@ class TrainParams(Section):
     epochs: int = Field(ge=1, description="an integer >= 1")
     batch_size: int = Field(ge=1, description="an integer >= 1")
     learning_rate: float = Field(gt=0, lt=1, description="a learning rate in (0, 1)")
+    adam_beta_1: float = Field(ge=0, lt=1, description="a decay rate in [0, 1)")
+    adam_beta_2: float = Field(ge=0, lt=1, description="a decay rate in [0, 1)")
     lr_schedule: Literal["one_cycle", "plateau", "constant"]
     warmup_fraction: float = Field(ge=0, lt=1, description="a fraction of the training steps in [0, 1)")
     ema_momentum: float = Field(ge=0, lt=1, description="a momentum in [0, 1) (0 = no weight averaging)")

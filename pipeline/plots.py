@@ -106,28 +106,22 @@ def comparison(error_rates: pd.DataFrame) -> Figure:
     return figure
 
 
-def time_to_accuracy(results: list[dict], thresholds: tuple[float, ...]) -> Figure:
-    """Test error against training seconds, one line per model (results of bench/bench.py)."""
+def accuracy_against_time(summary: dict[str, dict]) -> Figure:
+    """Each preset's test accuracy (mean and sd over its seeds) against its median training seconds
+    (the summary of bench/bench.py)."""
     figure = Figure(figsize=(8, 4.5), layout="constrained")
     axes = figure.add_subplot()
-    for result in results:
-        curve = pd.DataFrame(result["curve"])
-        axes.plot(curve.seconds, 100 * (1 - curve.test_accuracy), marker=".", label=result["arch"])
-    for threshold in thresholds:
-        axes.axhline(100 * (1 - threshold), color="grey", linestyle=":", linewidth=0.8)
-        axes.annotate(
-            f"{100 * threshold:g}%",
-            (1, 100 * (1 - threshold)),
-            xycoords=("axes fraction", "data"),
-            xytext=(-4, 2),
-            textcoords="offset points",
-            ha="right",
-            color="grey",
-            fontsize=8,
-        )
-    axes.set(xlabel="training seconds (2 CPU cores)", ylabel="test error (%)", yscale="log", title="Time to accuracy")
-    _plain_log_ticks(axes)
-    axes.legend()
+    for name, preset in summary.items():
+        accuracy, sd = 100 * preset["test_accuracy_mean"], 100 * (preset["test_accuracy_sd"] or 0)
+        axes.errorbar(preset["train_seconds_median"], accuracy, yerr=sd, marker="o", capsize=3, label=name)
+        axes.annotate(name, (preset["train_seconds_median"], accuracy), xytext=(5, 5), textcoords="offset points")
+    axes.set(
+        xlabel="median training seconds (this machine)",
+        ylabel="test accuracy (%), mean ± sd over seeds",
+        xscale="log",
+        title="Accuracy against training time",
+    )
+    axes.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
     return figure
 
 

@@ -134,9 +134,14 @@ def digit_model(tmp_path_factory) -> SimpleNamespace:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the fault tests; keep the tests of the session's reproduced repo on one worker (`make test`
+    runs pytest-xdist with --dist loadgroup), so the tiny `dvc repro` is made once, and run them first."""
     for item in items:
         if "tests/reliability/" in item.nodeid:
             item.add_marker(pytest.mark.reliability)
+        if "reproduced" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("reproduced"))
+    items.sort(key=lambda item: "reproduced" not in getattr(item, "fixturenames", ()))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # terminalreporter: pytest's TerminalReporter

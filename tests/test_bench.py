@@ -1,7 +1,8 @@
-"""bench/bench.py in quick mode, for real, on generated data: it trains, times and reports."""
+"""bench/bench.py in quick mode, for real, on generated data; and its presets through the params loader."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -13,16 +14,36 @@ from pipeline import paths
 from pipeline.files import save_npz
 from tests.mnist_files import REPO, learnable_mnist
 
-pytestmark = pytest.mark.slow
+_SPEC = importlib.util.spec_from_file_location("bench", REPO / "bench" / "bench.py")  # a script, not a package
+bench = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(bench)
+
+PRESETS = yaml.safe_load(bench.PRESETS_FILE.read_text())["presets"]
 
 
-def test_quick_bench_reports_time_to_accuracy_speed_and_memory(tmp_path, repo_params):
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_is_valid_params(name, monkeypatch):
+    monkeypatch.chdir(REPO)
+    params = bench.preset_params(PRESETS[name]["params"], seed=7)
+    assert params.train.seed == 7
+    assert len(PRESETS[name]["seeds"]) >= {"default": 3, "fast": 5, "deep": 1}.get(name, 2)
+
+
+def test_the_fast_preset_is_the_documented_one():
+    """README's `dvc exp run` line for `fast` sets exactly the preset's overrides."""
+    line = next(line for line in (REPO / "README.md").read_text().splitlines() if "model.arch=fast" in line)
+    documented = dict(arg.split("=", 1) for arg in line.split() if "=" in arg and not arg.startswith("-"))
+    assert documented == {key: str(value).lower() for key, value in PRESETS["fast"]["params"].items()}
+
+
+@pytest.mark.slow
+def test_quick_bench_scores_each_seed_once_and_measures_ratios(tmp_path, repo_params):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(repo_params))
     for split, n in (("train", 600), ("val", 100), ("test", 200)):
         x, y = learnable_mnist(n, seed=len(split))
         save_npz(tmp_path / paths.split_file(split), {"x": x, "y": y})
     result = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench.py"), "--quick", "--archs", "default,tiny"],
+        [sys.executable, str(REPO / "bench" / "bench.py"), "--quick", "--presets", "tiny,fast,bn"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -30,15 +51,15 @@ def test_quick_bench_reports_time_to_accuracy_speed_and_memory(tmp_path, repo_pa
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "bench" / "quick" / "bench.json").read_text())
-    summary = {row["arch"]: row for row in report["summary"]}
-    assert set(summary) == {"default", "tiny"}
-    assert summary["tiny"]["params"] == 2_864 and summary["tiny"]["epochs"] == 2
-    for row in summary.values():
-        assert 0 <= row["best_test_accuracy"] <= 1
-        assert row["seconds_per_epoch"] > 0 and row["images_per_s_batch_1000"] > 0 and row["peak_rss_mib"] > 100
-        reached = row["seconds_to_98.5%"]  # None when never reached; else no later than the best epoch
-        assert (reached is None) == (row["best_test_accuracy"] < 0.985)
-        assert reached is None or reached <= row["seconds_to_best"]
-    assert [r["epoch"] for r in report["runs"][0]["curve"]] == [1, 2]
-    assert (tmp_path / "bench" / "quick" / "bench_time_to_accuracy.png").stat().st_size > 10_000
-    assert "seconds_to_99%" in result.stdout
+    assert list(report["presets"]) == ["default", "tiny", "fast", "bn"]
+    for name, preset in report["presets"].items():
+        assert preset["seeds"] == PRESETS[name]["seeds"][:1] and len(preset["test_accuracy"]) == 1
+        assert preset["test_accuracy_mean"] == round(preset["test_accuracy"][0], 5) and preset["epochs_run"] == [1]
+        assert preset["train_seconds_median"] == preset["train_seconds"][0] > 0
+    assert report["presets"]["tiny"]["params"] == 2_864 and report["presets"]["fast"]["params"] == 215_194
+    (default,) = report["runs"]["default"]
+    medians = {name: report["presets"][name]["train_seconds_median"] for name in ("default", "bn", "fast", "tiny")}
+    assert report["ratios"]["default_train_time_vs_bn"] == round(medians["default"] / medians["bn"], 3)
+    assert report["ratios"]["fast_train_time_vs_tiny"] == round(medians["fast"] / medians["tiny"], 3)
+    assert len(default["int8_onnx_throughput_images_per_s"]) == bench.THROUGHPUT_REPEATS
+    assert (tmp_path / "bench" / "quick" / "bench.png").stat().st_size > 10_000

@@ -64,7 +64,9 @@ def train(
     with strategy.scope():
         model = models.build(model_params.arch, params.augment)
         model.compile(
-            optimizer=keras.optimizers.Adam(_learning_rate(params, steps)),
+            optimizer=keras.optimizers.Adam(
+                _learning_rate(params, steps), beta_1=params.adam_beta_1, beta_2=params.adam_beta_2
+            ),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
