@@ -133,6 +133,7 @@ def digit_model(tmp_path_factory) -> SimpleNamespace:
     )
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the fault tests; keep the tests of the session's reproduced repo on one worker (`make test`
     runs pytest-xdist with --dist loadgroup), so the tiny `dvc repro` is made once, and run them first."""
