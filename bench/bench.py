@@ -7,6 +7,7 @@ Seeds are interleaved across presets (every preset's first seed, then every seco
 machine that slows down mid-run slows all of them alike; ratios compare medians from this one run.
 
     python bench/bench.py                  # every preset -> metrics/bench.json, reports/bench.{md,png}
+    python bench/bench.py --presets tiny,fast --max-seeds 2   # default, tiny and fast, 2 seeds at most
     python bench/bench.py --quick          # smoke test: 2,000 images, 1 epoch, 1 seed each -> bench/quick/
 """
 
@@ -132,6 +133,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2,000 images, 1 epoch, the first seed of each preset")
     parser.add_argument("--presets", help="comma-separated names (default: every preset; always with default)")
+    parser.add_argument("--max-seeds", type=int, help="at most this many seeds per preset (a shorter, weaker bench)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: train one preset on one seed, print JSON
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--int8", action="store_true", help=argparse.SUPPRESS)
@@ -141,7 +143,7 @@ def main() -> None:
         print(json.dumps(train_one(presets[args.one]["params"], args.seed, args.quick, args.int8)))
         return
     chosen = ["default", *(n for n in (args.presets.split(",") if args.presets else presets) if n != "default")]
-    seeds = {name: presets[name]["seeds"][: 1 if args.quick else None] for name in chosen}
+    seeds = {name: presets[name]["seeds"][: 1 if args.quick else args.max_seeds] for name in chosen}
     runs = {name: [] for name in chosen}
     for round_ in range(max(map(len, seeds.values()))):
         for name in chosen:
