@@ -133,16 +133,33 @@ def digit_model(tmp_path_factory) -> SimpleNamespace:
     )
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+# The modules whose tests use the session's reproduced repo.  `make test` runs the suite on several
+# pytest-xdist workers but these modules on one, so the tiny `dvc repro` is made once.
+REPRODUCED_MODULES = ("tests/stages/test_pipeline.py", "tests/reliability/test_interrupted.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the fault tests; keep the tests of the session's reproduced repo on one worker (`make test`
-    runs pytest-xdist with --dist loadgroup), so the tiny `dvc repro` is made once, and run them first."""
+    """Mark the fault tests; put the reproduced repo's tests first (the longest unit of work starts
+    first), and refuse one outside REPRODUCED_MODULES."""
     for item in items:
         if "tests/reliability/" in item.nodeid:
             item.add_marker(pytest.mark.reliability)
-        if "reproduced" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("reproduced"))
-    items.sort(key=lambda item: "reproduced" not in getattr(item, "fixturenames", ()))
+        if "reproduced" in item.fixturenames and not item.nodeid.startswith(REPRODUCED_MODULES):
+            raise pytest.UsageError(f"{item.nodeid} uses the reproduced repo: add its module to REPRODUCED_MODULES")
+    items.sort(key=lambda item: not item.nodeid.startswith(REPRODUCED_MODULES))
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # log: xdist's Producer
+    """Each test is a unit of its own, except REPRODUCED_MODULES, which are one unit (pytest-xdist's
+    own `loadgroup` marks no longer reach its scheduler under pytest 9)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "reproduced" if nodeid.startswith(REPRODUCED_MODULES) else nodeid
+
+    return Scheduling(config, log)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # terminalreporter: pytest's TerminalReporter
