@@ -121,7 +121,9 @@ def accuracy_against_time(summary: dict[str, dict]) -> Figure:
         xscale="log",
         title="Accuracy against training time",
     )
+    axes.xaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))  # 10, 20, 50, 100, ... seconds
     axes.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    axes.xaxis.set_minor_formatter(ticker.NullFormatter())
     return figure
 
 
