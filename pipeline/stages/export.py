@@ -2,11 +2,11 @@
 
 The train stage saves the inference model (no augmentation layers, which have no ONNX operators).
 The int8 model is ONNX Runtime's static quantization of the float32 one (`quantize`), its
-activation ranges calibrated on training images.  All three
-models classify the whole test set: the stage fails, leaving neither export behind, unless the
-float32 model agrees with Keras on at least `export.min_agreement` of the images with accuracies
-at most `export.max_accuracy_gap` apart, and the int8 model's accuracy is within
-`export.int8_max_accuracy_gap` of Keras'.  Reports each model's throughput and single-image latency.
+activation ranges calibrated on training images.  All three models classify the whole test set: the
+stage fails, leaving neither export behind, unless the float32 model agrees with Keras on at least
+`export.min_agreement` of the images with accuracies at most `export.max_accuracy_gap` apart, and
+the int8 model's accuracy is within `export.int8_max_accuracy_gap` of Keras'.  Reports each
+model's throughput and single-image latency.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def quantize(fp32: Path, int8: Path, calibration: np.ndarray, batch_size: int) -
     """Write to `int8` the static int8 quantization of the ONNX model `fp32`, its activation ranges
     calibrated on `calibration` images.  QDQ format, int8 weights per output channel in 7 bits
     (`reduce_range`: x86 CPUs without VNNI multiply uint8 by int8 in 16-bit sums that 8-bit weights
-    can overflow), uint8 activations; the softmax stays float, so probabilities keep their precision."""
+    can overflow; chosen on the validation split), uint8 activations; the softmax stays float, so probabilities keep their precision."""
     with tempfile.TemporaryDirectory() as folder:
         prepared = Path(folder, "prepared.onnx")  # shapes inferred and graph optimized, as ORT advises
         quantization.quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)  # ONNX's own suffices
