@@ -9,6 +9,7 @@ are this project's own.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -149,9 +150,32 @@ def build(arch: str, augment: AugmentParams) -> keras.Model:
     )
 
 
-def inference_model(model: keras.Sequential) -> keras.Sequential:
-    """`model` as it is saved and served: its weights, without augmentation layers or optimizer state."""
+def inference_model(model: keras.Sequential, test_time_shift: int = 0) -> keras.Model:
+    """`model` as it is saved and served: its weights, without augmentation layers or optimizer state,
+    and with `test_time_shift` > 0, the mean of its probabilities for the image and its four copies
+    shifted that many pixels up, down, left and right (five predictions an image)."""
     kept = [layer for layer in model.layers if not isinstance(layer, AUGMENTATION)]
     inference = keras.Sequential([keras.Input(INPUT_SHAPE, name="pixels"), *kept], name=model.name)
-    inference.predict(np.zeros((1, *INPUT_SHAPE), np.float32), verbose=0)  # export wants a called model
-    return inference
+    return _called(_shift_average(inference, test_time_shift) if test_time_shift else inference)
+
+
+def load(path: Path) -> keras.Model:
+    """A saved inference model, ready to export."""
+    return _called(keras.saving.load_model(path, safe_mode=True))
+
+
+def _called(model: keras.Model) -> keras.Model:
+    model.predict(np.zeros((1, *INPUT_SHAPE), np.float32), verbose=0)  # the ONNX export wants a called model
+    return model
+
+
+def _shift_average(model: keras.Sequential, shift: int) -> keras.Model:
+    """`model`'s probabilities averaged over the image and its four `shift`-pixel shifts (zeros shifted in),
+    built of Keras' own layers, so saving, loading and the ONNX export need nothing from this project."""
+    pixels = keras.Input(INPUT_SHAPE, name="pixels")
+    padded = layers.ZeroPadding2D(shift)(layers.Reshape((*INPUT_SHAPE, 1))(pixels))
+    views = [pixels]
+    for down, right in ((shift, 0), (-shift, 0), (0, shift), (0, -shift)):
+        view = layers.Cropping2D(((shift - down, shift + down), (shift - right, shift + right)))(padded)
+        views.append(layers.Reshape(INPUT_SHAPE)(view))
+    return keras.Model(pixels, layers.Average(name="probabilities")([model(view) for view in views]), name=model.name)

@@ -95,6 +95,7 @@ class ModelParams(Section):
     """The CNN architecture (train stage)."""
 
     arch: Literal["default", "fast", "tiny", "simple", "lenet5", "bn", "deep"]
+    test_time_shift: int = Field(ge=0, le=4, description="a number of pixels in [0, 4] (0 = no shifted copies)")
 
 
 class TrainParams(Section):

@@ -31,15 +31,15 @@ def class_distribution(counts: dict[str, np.ndarray]) -> Figure:
     return figure
 
 
-def training_curves(history: pd.DataFrame) -> Figure:
-    """Error rate (log scale, so late epochs stay readable), loss and learning rate per epoch."""
+def training_curves(history: pd.DataFrame, kept_epoch: int) -> Figure:
+    """Error rate (log scale, so late epochs stay readable), loss and learning rate per epoch; the
+    epoch whose weights training kept is marked."""
     figure = Figure(figsize=(12, 3.5), layout="constrained")
     error, loss, rate = figure.subplots(1, 3)
     for split, prefix in (("train", ""), ("validation", "val_")):
         error.plot(history["epoch"], 100 * (1 - history[f"{prefix}accuracy"]), marker=".", label=split)
         loss.plot(history["epoch"], history[f"{prefix}loss"], marker=".", label=split)
-    best = history.loc[history["val_accuracy"].idxmax()]
-    error.axvline(best["epoch"], color="grey", linestyle=":", label=f"best (epoch {int(best['epoch'])})")
+    error.axvline(kept_epoch, color="grey", linestyle=":", label=f"kept (epoch {kept_epoch})")
     error.set(xlabel="epoch", ylabel="%", yscale="log", title="error rate")
     loss.set(xlabel="epoch", yscale="log", title="loss")
     _plain_log_ticks(error, loss)

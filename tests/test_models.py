@@ -48,3 +48,21 @@ def test_augmentation_distorts_in_training_only():
     np.testing.assert_array_equal(inference[0], inference[1])
     assert not np.allclose(training, inference[0])
     assert len(models.build("tiny", NO_AUGMENT).layers) == len(model.layers) - 3
+
+
+def test_test_time_shift_averages_the_image_and_its_four_shifts(tmp_path):
+    """Saved with Keras' own layers (loads with safe_mode, exports to ONNX) and equal to the mean
+    of the plain model over the image moved one pixel each way, zeros shifted in."""
+    from pipeline.inference import onnx_predictor
+
+    plain = models.inference_model(models.build("tiny", AUGMENT))
+    models.inference_model(models.build("tiny", AUGMENT), test_time_shift=1).save(tmp_path / "cnn.keras")
+    shifted = models.load(tmp_path / "cnn.keras")
+    shifted.get_layer("tiny").set_weights(plain.get_weights())
+    images = np.pad(np.random.default_rng(0).integers(0, 256, (5, 26, 26)), 1).astype(np.float32)
+    views = [np.roll(images, step, axis) for axis in (1, 2) for step in (1, -1)]
+    expected = np.mean([plain.predict(view, verbose=0) for view in (images, *views)], axis=0)
+    np.testing.assert_allclose(shifted.predict(images, verbose=0), expected, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(expected, plain.predict(images, verbose=0), atol=1e-4)
+    shifted.export(str(tmp_path / "cnn.onnx"), format="onnx", verbose=False)
+    np.testing.assert_allclose(onnx_predictor(tmp_path / "cnn.onnx")(images), expected, rtol=1e-4, atol=1e-6)

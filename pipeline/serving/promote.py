@@ -1,6 +1,6 @@
 """`python -m pipeline promote`: point the alias `champion` at the best CNN version, chosen on validation.
 
-Versions are ranked by the validation accuracy of their best epoch (ties: lower validation loss,
+Versions are ranked by the validation accuracy of the saved model (ties: lower validation loss,
 then the newer version), as logged by their training run.  The test set chooses nothing: the test
 accuracy of the pipeline runs that used a version is printed beside it, for information only.
 Afterwards `mlflow.keras.load_model("models:/<cnn_model_name>@champion")` loads it.

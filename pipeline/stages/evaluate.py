@@ -8,6 +8,7 @@ predictions, training curves.  Nothing here chooses anything: the test set is on
 
 from __future__ import annotations
 
+import json
 import logging
 
 import keras
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 FIGURES = (paths.CONFUSION_PLOT, paths.MISCLASSIFIED_PLOT, paths.SAMPLES_PLOT, paths.CURVES_PLOT)
 
 
-def figures(images: np.ndarray, table: pd.DataFrame, history: pd.DataFrame, grid_size: int) -> dict:
+def figures(images: np.ndarray, table: pd.DataFrame, history: pd.DataFrame, kept_epoch: int, grid_size: int) -> dict:
     """Every figure of the stage, keyed by the path it is saved to."""
     wrong = table[table.actual != table.predicted].sort_values("confidence", ascending=False).head(grid_size)
     sample = table.head(grid_size)
@@ -42,7 +43,7 @@ def figures(images: np.ndarray, table: pd.DataFrame, history: pd.DataFrame, grid
             (sample.actual != sample.predicted).to_numpy(),
             f"The first {len(sample)} test images (mistakes in red)",
         ),
-        paths.CURVES_PLOT: plots.training_curves(history),
+        paths.CURVES_PLOT: plots.training_curves(history, kept_epoch),
     }
 
 
@@ -61,7 +62,8 @@ def main() -> None:
     table = save_predictions(paths.CNN_PREDICTIONS, actual, probabilities)
     with atomic_write(paths.CLASSIFICATION_REPORT) as tmp:
         tmp.write_text(classification_report(actual, table.predicted, digits=4, zero_division=0))
-    for path, figure in figures(images, table, pd.read_csv(paths.HISTORY), params.grid_size).items():
+    kept_epoch = json.loads(paths.TRAIN_METRICS.read_text())["kept_epoch"]
+    for path, figure in figures(images, table, pd.read_csv(paths.HISTORY), kept_epoch, params.grid_size).items():
         plots.save(figure, path)
 
     log.info(

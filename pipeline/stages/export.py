@@ -15,7 +15,6 @@ import logging
 import tempfile
 from pathlib import Path
 
-import keras
 import numpy as np
 import onnx
 from onnxruntime import quantization
@@ -82,7 +81,7 @@ def main() -> None:
     )
     images, actual = paths.load_split("test")
     calibration = paths.load_split("train")[0][: params.int8_calibration_images]  # the split is shuffled
-    model = models.inference_model(keras.saving.load_model(paths.CNN_MODEL, safe_mode=True))  # a called model
+    model = models.load(paths.CNN_MODEL)
     predictors = {"keras": keras_predictor(model)}
     with atomic_write(paths.ONNX_MODEL) as fp32, atomic_write(paths.INT8_MODEL) as int8:
         model.export(fp32, format="onnx", opset_version=params.opset, verbose=False)

@@ -1,8 +1,9 @@
 """train stage: fit the CNN named by `model.arch`, seeded and deterministic, and open its MLflow run.
 
-Writes models/cnn.keras (the weights of the best validation epoch, as an inference model), the
-per-epoch history for `dvc plots`, train and validation metrics, and reports/mlflow_runs/cnn.json,
-which names the training run and its registered model version for the record stage.  The training
+Writes models/cnn.keras (the kept epoch's weights as an inference model, with `model.test_time_shift`
+its shifted copies), the per-epoch history for `dvc plots`, train metrics, the saved model's
+validation metrics, and reports/mlflow_runs/cnn.json, which names the training run and its
+registered model version for the record stage.  The training
 run gets live per-epoch curves and the model (with signature and input example), registered once.
 `train.distribute` spreads each batch over several devices with `tf.distribute.MirroredStrategy`;
 `train.batch_size` is per device (replica).
@@ -23,6 +24,7 @@ import tensorflow as tf
 from pipeline import models, paths, tracking
 from pipeline.files import atomic_write, save_json
 from pipeline.params import ModelParams, TrainParams, load_params
+from pipeline.scoring import classification_metrics
 
 log = logging.getLogger(__name__)
 Split = tuple[np.ndarray, np.ndarray]
@@ -50,7 +52,7 @@ def train(
     callbacks: list[keras.callbacks.Callback] | None = None,
     strategy: tf.distribute.Strategy | None = None,
 ) -> tuple[keras.Model, pd.DataFrame]:
-    """The trained model (best validation epoch restored) and its per-epoch history.
+    """The trained model (the kept epoch's weights, see `kept_epoch`) and its per-epoch history.
 
     `strategy` defaults to `distribution(params.distribute)`; each step takes `params.batch_size`
     images per replica.
@@ -140,13 +142,13 @@ def _schedule_callbacks(params: TrainParams) -> list[keras.callbacks.Callback]:
     callbacks = []
     if params.ema_momentum > 0:  # validate, keep and report the averaged weights (swapped in before the others run)
         callbacks.append(WeightAverage(params.ema_momentum))
-    callbacks.append(
-        keras.callbacks.EarlyStopping(
-            monitor="val_accuracy",
-            patience=params.early_stopping_patience or params.epochs,
-            restore_best_weights=True,  # applied at the end of training, stopped early or not
+    if params.early_stopping_patience > 0:  # val_loss: continuous, where val_accuracy moves in steps and ties
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                patience=params.early_stopping_patience,
+                restore_best_weights=True,  # applied at the end of training, stopped early or not
+            )
         )
-    )
     if params.lr_schedule == "plateau":
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(factor=params.plateau_factor, patience=params.plateau_patience)
@@ -161,12 +163,25 @@ class _RecordLearningRate(keras.callbacks.Callback):
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
-def summary(history: pd.DataFrame, model: keras.Model) -> tuple[dict, dict]:
-    """Train metrics (epochs run, the best validation epoch, the model's size) and validation
-    metrics (accuracy and loss of the best epoch, whose weights are kept)."""
-    best = history.loc[history["val_accuracy"].idxmax()]
-    train_metrics = {"epochs_run": len(history), "best_epoch": int(best["epoch"]), "params": model.count_params()}
-    return train_metrics, {"accuracy": float(best["val_accuracy"]), "loss": float(best["val_loss"])}
+def kept_epoch(history: pd.DataFrame, params: TrainParams) -> pd.Series:
+    """The epoch whose weights training keeps: the lowest val_loss under early stopping, else the last."""
+    return history.loc[history["val_loss"].idxmin()] if params.early_stopping_patience else history.iloc[-1]
+
+
+def summary(history: pd.DataFrame, model: keras.Model, params: TrainParams) -> dict:
+    """Train metrics: epochs run, the kept epoch and the model's size."""
+    return {
+        "epochs_run": len(history),
+        "kept_epoch": int(kept_epoch(history, params)["epoch"]),
+        "params": model.count_params(),
+    }
+
+
+def validation_metrics(model: keras.Model, validation: Split) -> dict:
+    """Accuracy and loss of the saved model (test-time shifts included) on the validation split."""
+    images, labels = validation
+    scores = classification_metrics(labels, model.predict(images, verbose=0))
+    return {"accuracy": scores["accuracy"], "loss": scores["loss"]}
 
 
 def main() -> None:
@@ -196,8 +211,9 @@ def main() -> None:
         trained, history = train(training, validation, params.model, params.train, [log_epoch], strategy)
         seconds = time.perf_counter() - start
 
-        train_metrics, val_metrics = summary(history, trained)
-        model = models.inference_model(trained)
+        train_metrics = summary(history, trained, params.train)
+        model = models.inference_model(trained, params.model.test_time_shift)
+        val_metrics = validation_metrics(model, validation)
         speed = {"train_seconds": round(seconds, 1), "seconds_per_epoch": round(seconds / len(history), 2)}
         with atomic_write(paths.CNN_MODEL) as tmp:
             model.save(tmp)
@@ -220,10 +236,10 @@ def main() -> None:
         mlflow.log_dict({"inputs": training[0][:2].tolist()}, "input_example.json")  # mlflow#16183
         tracking.save_handover(paths.CNN_RUN, run, params.mlflow.cnn_model_name, info.registered_model_version)
     log.info(
-        "%s: best val_accuracy %.4f at epoch %d of %d, %.0f s; MLflow run %s",
+        "%s: val_accuracy %.4f at the kept epoch %d of %d, %.0f s; MLflow run %s",
         params.model.arch,
         val_metrics["accuracy"],
-        train_metrics["best_epoch"],
+        train_metrics["kept_epoch"],
         train_metrics["epochs_run"],
         seconds,
         run.info.run_id,

@@ -29,8 +29,10 @@ def test_figures_show_the_most_confident_mistakes_first():
             "learning_rate": [1e-3, 0.0],
         }
     )
-    figures = stage.figures(images, table, history, grid_size=9)
+    figures = stage.figures(images, table, history, kept_epoch=2, grid_size=9)
     assert set(figures) == set(stage.FIGURES)
+    curves_legend = figures[paths.CURVES_PLOT].axes[0].get_legend().get_texts()
+    assert "kept (epoch 2)" in [text.get_text() for text in curves_legend]
     mistakes = figures[paths.MISCLASSIFIED_PLOT]
     titles = [axes.get_title() for axes in mistakes.axes if axes.get_title()]
     assert titles == ["true 7, pred 0\n99%", "true 4, pred 0\n91%"]

@@ -1,4 +1,4 @@
-"""train stage: learns, is deterministic, restores the best epoch, follows its schedule."""
+"""train stage: learns, is deterministic, keeps the right epoch, follows its schedule."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ PARAMS = TrainParams(
     distribute="none",
     augment=AugmentParams(enabled=False, rotation_deg=0, shift=0, zoom=0),
 )
-TINY = ModelParams(arch="tiny")
+TINY = ModelParams(arch="tiny", test_time_shift=0)
 
 
 @pytest.fixture(scope="module")
@@ -67,20 +67,37 @@ class _WreckLastEpoch(keras.callbacks.Callback):
             self.model.optimizer.learning_rate.assign(100.0)
 
 
-def test_the_best_validation_epoch_is_kept(data):
+def test_early_stopping_keeps_the_epoch_of_lowest_validation_loss(data):
+    params = PARAMS.model_copy(update={"lr_schedule": "constant", "early_stopping_patience": 2})
+    model, history = stage.train(*data, TINY, params, [_WreckLastEpoch()])
+    train_metrics = stage.summary(history, model, params)
+    kept = history.iloc[train_metrics["kept_epoch"] - 1]
+    assert kept["val_loss"] == history["val_loss"].min() < history["val_loss"].iloc[-1]
+    assert model.evaluate(*data[1], verbose=0) == pytest.approx([kept["val_loss"], kept["val_accuracy"]], rel=1e-5)
+    assert train_metrics == {"epochs_run": 3, "kept_epoch": train_metrics["kept_epoch"], "params": 2_864}
+
+
+def test_without_early_stopping_the_last_epoch_is_kept(data):
+    """As the default runs one-cycle, whose schedule sets the length: however bad, its end is kept."""
     params = PARAMS.model_copy(update={"lr_schedule": "constant"})
     model, history = stage.train(*data, TINY, params, [_WreckLastEpoch()])
-    train_metrics, val_metrics = stage.summary(history, model)
-    assert train_metrics["best_epoch"] < 3 and history["val_accuracy"].iloc[-1] < val_metrics["accuracy"]
-    loss, accuracy = model.evaluate(*data[1], verbose=0)
-    assert (accuracy, loss) == pytest.approx((val_metrics["accuracy"], val_metrics["loss"]), rel=1e-5)
-    assert train_metrics == {"epochs_run": 3, "best_epoch": train_metrics["best_epoch"], "params": 2_864}
+    assert stage.summary(history, model, params)["kept_epoch"] == 3
+    last = history.iloc[-1]
+    assert last["val_loss"] > history["val_loss"].min()
+    assert model.evaluate(*data[1], verbose=0) == pytest.approx([last["val_loss"], last["val_accuracy"]], rel=1e-5)
+
+
+def test_validation_metrics_score_the_saved_model_shifts_included(data, trained):
+    model, history = trained
+    plain = stage.validation_metrics(models.inference_model(model), data[1])
+    assert plain == pytest.approx({"accuracy": history["val_accuracy"].iloc[-1], "loss": history["val_loss"].iloc[-1]})
+    assert stage.validation_metrics(models.inference_model(model, 1), data[1]) != plain
 
 
 def test_weight_averaging_validates_and_keeps_the_averaged_weights(data, trained):
     model, history = stage.train(*data, TINY, PARAMS.model_copy(update={"ema_momentum": 0.9}))
     _, accuracy = model.evaluate(*data[1], verbose=0)
-    assert accuracy == pytest.approx(history["val_accuracy"].max())
+    assert accuracy == pytest.approx(history["val_accuracy"].iloc[-1])
     plain, _ = trained  # the same seed and steps without averaging: other weights are the averaged ones
     assert not np.array_equal(model.get_weights()[0], plain.get_weights()[0])
 
@@ -100,10 +117,9 @@ def test_weight_average_is_bias_corrected_so_short_runs_keep_trained_weights(dat
     params = PARAMS.model_copy(
         update={"ema_momentum": momentum, "early_stopping_patience": 0, "lr_schedule": "constant"}
     )
-    model, history = stage.train(*data, TINY, params, [recorder])
-    steps_kept = len(recorder.steps) // params.epochs * int(history["val_accuracy"].idxmax() + 1)
-    weights = momentum ** np.arange(steps_kept)[::-1]
-    expected = np.tensordot(weights / weights.sum(), np.stack(recorder.steps[:steps_kept]), axes=1)
+    model, _ = stage.train(*data, TINY, params, [recorder])
+    weights = momentum ** np.arange(len(recorder.steps))[::-1]  # every step: the last epoch is kept
+    expected = np.tensordot(weights / weights.sum(), np.stack(recorder.steps), axes=1)
     np.testing.assert_allclose(model.get_weights()[0], expected, rtol=1e-4, atol=1e-6)
 
 
@@ -137,12 +153,14 @@ def test_one_cycle_warms_up_then_decays_to_zero(trained):
     assert rates[-1] == pytest.approx(0, abs=1e-6)
 
 
-def test_plateau_schedule_uses_the_plateau_settings():
-    callbacks = stage._schedule_callbacks(PARAMS.model_copy(update={"lr_schedule": "plateau"}))
+def test_plateau_schedule_and_early_stopping_use_their_settings():
+    params = PARAMS.model_copy(update={"lr_schedule": "plateau", "early_stopping_patience": 2})
+    callbacks = stage._schedule_callbacks(params)
     (plateau,) = [c for c in callbacks if isinstance(c, keras.callbacks.ReduceLROnPlateau)]
-    assert (plateau.factor, plateau.patience) == (0.5, 1)
+    assert (plateau.factor, plateau.patience, plateau.monitor) == (0.5, 1, "val_loss")
     (stopping,) = [c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)]
-    assert stopping.patience == PARAMS.epochs and stopping.restore_best_weights
+    assert (stopping.patience, stopping.monitor, stopping.restore_best_weights) == (2, "val_loss", True)
+    assert not any(isinstance(c, keras.callbacks.EarlyStopping) for c in stage._schedule_callbacks(PARAMS))
 
 
 @pytest.mark.parametrize("distribute", ["none", "auto"])
