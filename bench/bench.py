@@ -64,15 +64,10 @@ def train_one(overrides: dict, seed: int, quick: bool, int8: bool) -> dict:
     trained, history = train.train((x, y), (x_val, y_val), params.model, recipe)
     seconds = time.perf_counter() - start
     model = models.inference_model(trained, params.model.test_time_shift)  # as the train stage saves it
-
-    def accuracy(images: np.ndarray, labels: np.ndarray) -> float:
-        return float(
-            np.mean(model.predict(images, batch_size=params.evaluate.batch_size, verbose=0).argmax(1) == labels)
-        )
-
+    predicted = model.predict(x_test, batch_size=params.evaluate.batch_size, verbose=0).argmax(axis=1)
     result = {
-        "test_accuracy": accuracy(x_test, y_test),
-        "val_accuracy": accuracy(x_val, y_val),  # of the model as saved, test-time shifts included
+        "test_accuracy": float(np.mean(predicted == y_test)),
+        "val_accuracy": train.validation_metrics(model, (x_val, y_val))["accuracy"],  # the train stage's val.json
         "train_seconds": round(seconds, 1),
         "epochs_run": len(history),
         "params": model.count_params(),
