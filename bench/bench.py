@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from pipeline import paths, plots
 from pipeline.files import atomic_write, save_json
-from pipeline.params import PARAMS_FILE, Params, parse_params
+from pipeline.params import Params, load_params, with_overrides
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 THROUGHPUT_REPEATS = 5  # fp32 and int8 ONNX throughput, measured alternately
@@ -39,59 +38,49 @@ THROUGHPUT_REPEATS = 5  # fp32 and int8 ONNX throughput, measured alternately
 
 def preset_params(overrides: dict, seed: int) -> Params:
     """params.yaml with a preset's overrides and `train.seed`, through the pipeline's validation."""
-    raw = yaml.safe_load(PARAMS_FILE.read_text())
-    for key, value in {**overrides, "train.seed": seed}.items():
-        *parents, last = key.split(".")
-        section = raw
-        for part in parents:
-            section = section[part]
-        section[last] = value
-    return parse_params(raw, PRESETS_FILE)
+    return with_overrides(load_params(), {**overrides, "train.seed": seed}, origin=str(PRESETS_FILE))
 
 
 def train_one(overrides: dict, seed: int, quick: bool, int8: bool) -> dict:
-    """Train one preset on one seed; its test accuracy (scored once), training seconds and, if `int8`,
-    the throughput of its fp32 and int8 ONNX exports."""
-    from pipeline import models
-    from pipeline.stages import train
+    """Train one preset on one seed, as the train stage does; its validation and test accuracy (the
+    test set scored once), training seconds and, if `int8`, the throughput of its fp32 and int8 ONNX
+    exports, as the export stage writes them."""
+    from pipeline import training
 
-    params = preset_params(overrides, seed)
-    recipe = params.train.model_copy(update={"epochs": 1}) if quick else params.train
-    (x, y), (x_val, y_val), (x_test, y_test) = (paths.load_split(split) for split in paths.SPLITS)
+    params = preset_params(overrides | ({"train.epochs": 1} if quick else {}), seed)
+    (x, y), validation, (x_test, y_test) = (paths.load_split(split) for split in paths.SPLITS)
     if quick:
         x, y = x[:2000], y[:2000]
-    start = time.perf_counter()
-    trained, history = train.train((x, y), (x_val, y_val), params.model, recipe)
-    seconds = time.perf_counter() - start
-    model = models.inference_model(trained, params.model.test_time_shift)  # as the train stage saves it
-    predicted = model.predict(x_test, batch_size=params.evaluate.batch_size, verbose=0).argmax(axis=1)
+    trained = training.train(params, (x, y), validation)
+    predicted = trained.model.predict(x_test, batch_size=params.evaluate.batch_size, verbose=0).argmax(axis=1)
     result = {
         "test_accuracy": float(np.mean(predicted == y_test)),
-        "val_accuracy": train.validation_metrics(model, (x_val, y_val))["accuracy"],  # the train stage's val.json
-        "train_seconds": round(seconds, 1),
-        "epochs_run": len(history),
-        "params": model.count_params(),
+        "val_accuracy": training.validation_metrics(trained.model, validation)["accuracy"],  # evaluate's val_accuracy
+        "train_seconds": round(trained.seconds, 1),
+        "epochs_run": len(trained.history),
+        "params": trained.metrics["params"],
     }
     if int8:
-        result |= onnx_throughputs(model, x, x_test, params)
+        result |= onnx_throughputs(trained.model, x, x_test, params)
     return result
 
 
 def onnx_throughputs(model, calibration: np.ndarray, images: np.ndarray, params: Params) -> dict:
     """Images/s of the model's fp32 and int8 ONNX exports at `evaluate.batch_size`, measured alternately."""
+    from pipeline import training
     from pipeline.inference import onnx_predictor
-    from pipeline.scoring import inference_speed
-    from pipeline.stages.export import quantize
+    from pipeline.scoring import timed_predictions
 
     with tempfile.TemporaryDirectory() as folder:
         fp32, int8 = Path(folder, "cnn.onnx"), Path(folder, "cnn-int8.onnx")
-        model.export(str(fp32), format="onnx", opset_version=params.export.opset, verbose=False)
-        quantize(fp32, int8, calibration[: params.export.int8_calibration_images], params.evaluate.batch_size)
+        training.export(model, fp32, int8, calibration, params)
         predictors = {"fp32": onnx_predictor(fp32), "int8": onnx_predictor(int8)}
         speeds = {name: [] for name in predictors}
         for _ in range(THROUGHPUT_REPEATS):
             for name, predictor in predictors.items():
-                speed = inference_speed(predictor, images, params.evaluate.batch_size, params.evaluate.latency_runs)
+                _, speed = timed_predictions(
+                    predictor, images, params.evaluate.batch_size, params.evaluate.latency_runs
+                )
                 speeds[name].append(speed)
     return {
         f"{name}_onnx_{key}": [speed[key] for speed in runs]

@@ -17,13 +17,13 @@ CLASS_DISTRIBUTION_PLOT = Path("reports/class_distribution.png")
 CNN_MODEL = Path("models/cnn.keras")
 CNN_RUN = Path("reports/mlflow_runs/cnn.json")  # names the training run and model version for record
 HISTORY = Path("reports/history.csv")
-TRAIN_METRICS = Path("metrics/train.json")
-VAL_METRICS = Path("metrics/val.json")
+TRAIN_METRICS = Path("metrics/CNN/train.json")
 TRAIN_SPEED = Path("metrics/speed/train.json")
 
-TEST_METRICS = Path("metrics/test.json")
-PER_CLASS_METRICS = Path("metrics/per_class.json")
+CNN_METRICS = Path("metrics/CNN.json")  # test and validation accuracy and loss: the first of every comparison
+PER_CLASS_METRICS = Path("metrics/CNN/per_class.json")
 INFERENCE_SPEED = Path("metrics/speed/inference.json")
+TEST_PROBABILITIES = Path("data/predictions/cnn-test.npz")  # the export's reference
 CNN_PREDICTIONS = Path("reports/cnn_predictions.csv")
 CLASSIFICATION_REPORT = Path("reports/classification_report.txt")
 CONFUSION_PLOT = Path("reports/confusion_matrix.png")
@@ -42,8 +42,9 @@ INT8_MODEL = Path("models/cnn-int8.onnx")
 EXPORT_METRICS = Path("metrics/export.json")
 EXPORT_SPEED = Path("metrics/speed/export.json")
 
-PHOTOS_METRICS = Path("metrics/photos.json")
+PHOTOS = Path("data/photos.npz")  # photographed test digits, read back and normalised
 PHOTOS_PLOT = Path("reports/photos.png")
+PHOTOS_METRICS = Path("metrics/photos.json")
 
 COMPARE_METRICS = Path("metrics/compare.json")
 COMPARISON_REPORT = Path("reports/comparison.md")

@@ -46,21 +46,22 @@ def save_predictions(path: Path, actual: np.ndarray, probabilities: np.ndarray) 
     return table
 
 
-def inference_speed(
+def timed_predictions(
     predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch_size: int, latency_runs: int
-) -> dict:
-    """Throughput of `predict` over `images` in batches, and its single-image latency (median, p95)."""
-    predict(images[:batch_size])  # warm-up: tracing, allocation
+) -> tuple[np.ndarray, dict]:
+    """`predict`'s probabilities for `images` in batches, and its speed measured on that same pass:
+    throughput (after a warm-up batch, which tracing and allocation slow) and the single-image
+    latency (median, p95) of the first `latency_runs` images."""
+    predict(images[:batch_size])
     start = time.perf_counter()
-    for first in range(0, len(images), batch_size):
-        predict(images[first : first + batch_size])
+    probabilities = np.concatenate([predict(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
     throughput = len(images) / (time.perf_counter() - start)
     latencies = []
     for image in images[:latency_runs]:
         start = time.perf_counter()
         predict(image[None])
         latencies.append(time.perf_counter() - start)
-    return {
+    return probabilities, {
         "throughput_images_per_s": round(throughput),
         "latency_ms_p50": round(1000 * float(np.median(latencies)), 2),
         "latency_ms_p95": round(1000 * float(np.percentile(latencies, 95)), 2),

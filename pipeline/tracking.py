@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 SERVER_TIMEOUT_S = 3  # a tracking server that does not answer its health check within this is down
 HOST_TAG, PID_TAG = "pipeline.host", "pipeline.pid"
 ROLE_TAG, EXPERIMENT_TAG = "pipeline.role", "dvc_exp_name"
+EPOCH_SECTION = "CNN/epoch"  # the per-epoch curves' metric names
 
 
 def repo_root() -> Path:
@@ -177,19 +178,27 @@ def run_name(role: str | None = None) -> str:
 
 
 def metrics_of(files: dict[Path, dict]) -> dict[str, float]:
-    """Metrics files' contents as MLflow metrics, named by their path in metrics/ as sections:
-    metrics/speed/train.json's `seconds` is `speed/train/seconds`, which the MLflow UI groups by
-    section; booleans count 1 or 0."""
+    """Metrics files' contents as MLflow metrics, named by their path in metrics/ and their keys, joined
+    by `/`: metrics/CNN.json's `test_accuracy` is `CNN/test_accuracy`, metrics/speed/train.json's
+    `train_seconds` is `speed/train/train_seconds`.  The MLflow UI groups charts by the name up to the
+    last `/` and sorts the groups by character code, capitals first: the CNN's files (metrics/CNN.json,
+    metrics/CNN/) come before the baseline's and the rest.  Booleans count 1 or 0."""
     return {
-        "/".join([*path.relative_to(METRICS_DIR).with_suffix("").parts, *keys]): float(value)
+        metric_name(path, *keys): float(value)
         for path, content in files.items()
         for keys, value in _leaves(content).items()
     }
 
 
+def metric_name(path: Path, *keys: str) -> str:
+    """The MLflow name of the value at `keys` in metrics file `path` (see metrics_of)."""
+    return "/".join([*path.relative_to(METRICS_DIR).with_suffix("").parts, *keys])
+
+
 def epoch_metrics(logs: dict[str, float]) -> dict[str, float]:
-    """One epoch's Keras logs (accuracy, val_loss, ...) as MLflow metrics of the `epoch` section."""
-    return {f"epoch/{name}": float(value) for name, value in logs.items() if name != "epoch"}
+    """One epoch's Keras logs (accuracy, val_loss, ...) as MLflow metrics of the `CNN/epoch` section,
+    the group right after the CNN's headline figures."""
+    return {f"{EPOCH_SECTION}/{name}": float(value) for name, value in logs.items() if name != "epoch"}
 
 
 def flatten(params: Any) -> dict[str, str]:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.digits import font_mnist
-from tests.mnist_files import REPO
+from tests.mnist_files import REPO, params_with
 from tests.reliability.checks import DATA_LOST
 from tests.repos import make_repo, run
 
@@ -111,26 +111,43 @@ def digit_model(tmp_path_factory) -> SimpleNamespace:
     It really reads digits (over 95% right on typeset digits it never saw), so tests of predict, the
     export, the REST server and the draw page can check answers, not just shapes.
     """
-    from pipeline import models  # TensorFlow: only for the tests that need it
-    from pipeline.params import load_params
-    from pipeline.stages import export, train  # TensorFlow: only for the tests that need it
+    from pipeline import training  # TensorFlow: only for the tests that need it
 
-    params = load_params(REPO / "params.yaml")
-    recipe = params.train.model_copy(
-        update={"epochs": 4, "batch_size": 64, "ema_momentum": 0.0, "early_stopping_patience": 0}
+    params = params_with(
+        {
+            "model.test_time_shift": 0,
+            "train.epochs": 4,
+            "train.batch_size": 64,
+            "train.ema_momentum": 0.0,
+            "train.early_stopping_patience": 0,
+        },
     )
-    trained, _ = train.train(font_mnist(2000, seed=0), font_mnist(200, seed=1), params.model, recipe)
-    model = models.inference_model(trained)  # as the train stage saves and logs it
+    model = training.train(params, font_mnist(2000, seed=0), font_mnist(200, seed=1)).model  # as the stage saves it
     folder = tmp_path_factory.mktemp("digit_model")
     model.save(folder / "cnn.keras")
-    model.export(str(folder / "cnn.onnx"), format="onnx", verbose=False)
-    export.quantize(folder / "cnn.onnx", folder / "cnn-int8.onnx", font_mnist(200, seed=4)[0], batch_size=100)
+    training.export(model, folder / "cnn.onnx", folder / "cnn-int8.onnx", font_mnist(200, seed=4)[0], params)
     return SimpleNamespace(
         model=model,
         keras_path=folder / "cnn.keras",
         onnx_path=folder / "cnn.onnx",
         int8_path=folder / "cnn-int8.onnx",
     )
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless chromium, driven by Playwright (which cannot download a browser here)."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    assert chromium, "the browser tests need Debian's chromium: apt-get install chromium (make test does)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        yield browser
+        browser.close()
 
 
 # The modules whose tests use the session's reproduced repo.  `make test` runs the suite on several

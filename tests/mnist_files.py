@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.params import Params, load_params, with_overrides
+
 REPO = Path(__file__).resolve().parents[1]
 PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"
 
@@ -24,6 +26,11 @@ def fake_mnist(n_train: int = 300, n_test: int = 100, seed: int = 0) -> dict[str
         "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
         "y_test": rng.permutation(np.arange(n_test) % 10).astype(np.uint8),
     }
+
+
+def params_with(overrides: dict[str, Any]) -> Params:
+    """The repo's params.yaml with dotted keys overridden, validated as `dvc exp run -S` would be."""
+    return with_overrides(load_params(REPO / "params.yaml"), overrides)
 
 
 def sha256(path: Path) -> str:

@@ -4,6 +4,7 @@ stages write, record depends on everything it logs."""
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import pytest
@@ -79,11 +80,11 @@ def test_declared_outputs_match_the_code():
             paths.CNN_RUN,
             paths.HISTORY,
             paths.TRAIN_METRICS,
-            paths.VAL_METRICS,
             paths.TRAIN_SPEED,
         ),
         "evaluate": (
-            paths.TEST_METRICS,
+            paths.TEST_PROBABILITIES,
+            paths.CNN_METRICS,
             paths.PER_CLASS_METRICS,
             paths.INFERENCE_SPEED,
             paths.CNN_PREDICTIONS,
@@ -91,7 +92,8 @@ def test_declared_outputs_match_the_code():
             *evaluate.FIGURES,
         ),
         "export": (paths.ONNX_MODEL, paths.INT8_MODEL, paths.EXPORT_METRICS, paths.EXPORT_SPEED),
-        "photos": (paths.PHOTOS_METRICS, paths.PHOTOS_PLOT),
+        "photograph": (paths.PHOTOS, paths.PHOTOS_PLOT),
+        "photos": (paths.PHOTOS_METRICS,),
         "baseline": (
             paths.BASELINE_MODEL,
             paths.BASELINE_RUN,
@@ -118,7 +120,8 @@ def test_record_depends_on_everything_it_logs_and_every_params_section():
 
 def test_metrics_are_declared_in_record_s_order_test_accuracy_first():
     assert DVC["metrics"] == [str(path) for path in record.METRICS]
-    assert DVC["metrics"][0] == str(paths.TEST_METRICS)
+    assert DVC["metrics"][0] == str(paths.CNN_METRICS)
+    assert list(json.loads((REPO / paths.CNN_METRICS).read_text()))[:2] == ["test_accuracy", "test_loss"]
     on_disk = {str(path.relative_to(REPO)) for path in (REPO / "metrics").rglob("*.json")}
     assert on_disk - set(DVC["metrics"]) == {"metrics/bench.json"}  # make bench's, not a stage's
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.scoring import classification_metrics, inference_speed, predictions_table
+from pipeline.scoring import classification_metrics, predictions_table, timed_predictions
 from tests.mnist_files import one_hot
 
 
@@ -30,14 +30,16 @@ def test_predictions_table_has_one_row_per_image():
     assert table.to_dict("list") == {"actual": [3, 4], "predicted": [3, 5], "confidence": [0.55, 0.55]}
 
 
-def test_inference_speed_times_every_batch_after_a_warm_up_then_single_images():
+def test_timed_predictions_score_and_time_one_pass_after_a_warm_up_then_single_images():
     batches = []
 
     def predict(images: np.ndarray) -> np.ndarray:
         batches.append(len(images))
-        return np.zeros((len(images), 10))
+        return one_hot(images[:, 0, 0] % 10)
 
-    speed = inference_speed(predict, np.zeros((70, 28, 28), np.uint8), batch_size=32, latency_runs=5)
+    images = np.arange(70, dtype=np.uint8)[:, None, None] * np.ones((1, 28, 28), np.uint8)
+    probabilities, speed = timed_predictions(predict, images, batch_size=32, latency_runs=5)
     assert batches == [32, 32, 32, 6, 1, 1, 1, 1, 1]  # warm-up, the 70 images in batches, 5 timed singles
+    np.testing.assert_array_equal(probabilities.argmax(1), np.arange(70) % 10)
     assert set(speed) == {"throughput_images_per_s", "latency_ms_p50", "latency_ms_p95"}
     assert speed["throughput_images_per_s"] > 0

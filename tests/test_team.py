@@ -110,15 +110,15 @@ def test_a_team_shares_runs_through_a_postgresql_server_and_data_through_a_remot
     run(repo, "dvc", "queue", "start", "-j", "2")
     wait_for_queue(repo)
     assert not (repo / "mlflow.db").exists(), "nothing went to the embedded store"
-    assert_grid_is_one_run_per_experiment(repo, team_server, [3, 4])
+    assert_grid_is_one_run_per_experiment(repo, team_server, "train.epochs", ["3", "4"])
     assert snapshot(first.info.run_id) == before, "the first run was written to"
     runs = runs_by_role(team_server)
     assert [len(runs[role]) for role in ("pipeline", "cnn", "baseline")] == [3, 3, 1], "the baseline not rerun"
     assert all(r.info.status == "FINISHED" for role in runs.values() for r in role)
     assert all(r.info.artifact_uri.startswith("mlflow-artifacts:") for role in runs.values() for r in role)
-    downloaded = mlflow.MlflowClient().download_artifacts(first.info.run_id, "metrics/test.json", str(tmp_path))
+    downloaded = mlflow.MlflowClient().download_artifacts(first.info.run_id, "metrics/CNN.json", str(tmp_path))
     assert json.loads(Path(downloaded).read_text()) == json.loads(
-        run(repo, "git", "show", "HEAD:metrics/test.json").stdout
+        run(repo, "git", "show", "HEAD:metrics/CNN.json").stdout
     )  # served back as the first run's outputs were
 
     promoted = run(repo, "python", "-m", "pipeline", "promote").stdout

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 
-from pipeline import tracking
+from pipeline import paths, tracking
 from pipeline.params import load_params
+from pipeline.stages import record
 from tests.mnist_files import REPO
 
 
@@ -62,18 +65,35 @@ def test_outside_an_experiment_the_run_is_named_after_the_commit(monkeypatch):
 
 def test_metrics_are_named_by_their_file_as_sections():
     files = {
-        Path("metrics/test.json"): {"accuracy": 0.99, "loss": 0.03},
+        Path("metrics/CNN.json"): {"test_accuracy": 0.99, "test_loss": 0.03},
         Path("metrics/speed/train.json"): {"train_seconds": 12.5},
-        Path("metrics/per_class.json"): {"7": {"recall": 0.5}},
+        Path("metrics/CNN/per_class.json"): {"7": {"recall": 0.5}},
         Path("metrics/baseline.json"): {"converged": False},
     }
     assert tracking.metrics_of(files) == {
-        "test/accuracy": 0.99,
-        "test/loss": 0.03,
+        "CNN/test_accuracy": 0.99,
+        "CNN/test_loss": 0.03,
         "speed/train/train_seconds": 12.5,
-        "per_class/7/recall": 0.5,
+        "CNN/per_class/7/recall": 0.5,
         "baseline/converged": 0.0,
     }
+    assert tracking.metric_name(Path("metrics/CNN.json"), "val_accuracy") == "CNN/val_accuracy"
+
+
+def test_the_cnn_s_figures_then_its_curves_are_the_first_chart_groups():
+    """MLflow's UI groups charts by the name up to the last '/' and sorts groups and charts with
+    JavaScript's default sort (UTF-16 code units, as Python sorts these ASCII names)."""
+    names = tracking.metrics_of({path: json.loads((REPO / path).read_text()) for path in record.METRICS})
+    names |= tracking.epoch_metrics(pd.read_csv(REPO / paths.HISTORY).iloc[-1].to_dict())
+    sections = sorted({name.rsplit("/", 1)[0] for name in names})
+    assert sections[:2] == ["CNN", "CNN/epoch"]
+    assert sorted(name for name in names if name.rsplit("/", 1)[0] == "CNN") == [
+        "CNN/test_accuracy",
+        "CNN/test_loss",
+        "CNN/val_accuracy",
+        "CNN/val_loss",
+    ]
+    assert sections.index("baseline") > max(i for i, section in enumerate(sections) if section.startswith("CNN"))
 
 
 def test_runs_of_dead_processes_are_marked_killed(dvc_root):

@@ -50,10 +50,10 @@ def assert_run_matches_outputs(run, repo: Path) -> None:
     files = {path: json.loads((repo / path).read_text()) for path in record.METRICS}
     expected = tracking.metrics_of(files)
     epochs = (repo / "reports/history.csv").read_text().splitlines()
-    curves = {f"epoch/{name}" for name in epochs[0].split(",")[1:]}
+    curves = {f"{tracking.EPOCH_SECTION}/{name}" for name in epochs[0].split(",")[1:]}
     assert run.data.metrics.keys() - curves == expected.keys()
     assert {name: run.data.metrics[name] for name in expected} == expected
     client = mlflow.MlflowClient()
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "epoch/val_accuracy")] == list(
+    assert [m.step for m in client.get_metric_history(run.info.run_id, f"{tracking.EPOCH_SECTION}/val_accuracy")] == list(
         range(1, len(epochs))
     )

@@ -1,8 +1,9 @@
 """`python -m pipeline promote`: point the alias `champion` at the best CNN version, chosen on validation.
 
 Versions are ranked by the validation accuracy of the saved model (ties: lower validation loss,
-then the newer version), as logged by their training run.  The test set chooses nothing: the test
-accuracy of the pipeline runs that used a version is printed beside it, for information only.
+then the newer version), as the latest pipeline run that used the version logged it (a version whose
+execution did not finish has none, and is no candidate).  The test set chooses nothing: that run's
+test accuracy is printed beside it, for information only.
 Afterwards `mlflow.keras.load_model("models:/<cnn_model_name>@champion")` loads it.
 """
 
@@ -12,11 +13,13 @@ from dataclasses import dataclass
 
 import mlflow
 
-from pipeline import PipelineError, tracking
+from pipeline import PipelineError, paths, tracking
 from pipeline.params import load_params
 
 CHAMPION_ALIAS = "champion"
-VAL_ACCURACY, VAL_LOSS, TEST_ACCURACY = "val/accuracy", "val/loss", "test/accuracy"
+VAL_ACCURACY, VAL_LOSS, TEST_ACCURACY = (
+    tracking.metric_name(paths.CNN_METRICS, key) for key in ("val_accuracy", "val_loss", "test_accuracy")
+)
 
 
 @dataclass(frozen=True)
@@ -24,31 +27,30 @@ class Candidate:
     version: int
     val_accuracy: float
     val_loss: float
-    test_accuracy: float | None  # shown, never ranked on
+    test_accuracy: float  # shown, never ranked on
 
     def __str__(self) -> str:
-        test = "not evaluated" if self.test_accuracy is None else f"{self.test_accuracy:.4f}"
         return (
             f"version {self.version}: val accuracy {self.val_accuracy:.4f}, val loss {self.val_loss:.4f} "
-            f"(test accuracy {test})"
+            f"(test accuracy {self.test_accuracy:.4f})"
         )
 
 
 def rank_versions(name: str, experiment_id: str) -> list[Candidate]:
-    """Every version of model `name` whose training run logged validation metrics, best first."""
+    """Every version of model `name` that a pipeline run evaluated, best first."""
     client = mlflow.MlflowClient()
     candidates = []
     for version in client.search_model_versions(f"name = '{name}'"):
-        metrics = client.get_run(version.run_id).data.metrics
-        if VAL_ACCURACY in metrics:
-            pipeline_runs = client.search_runs(
-                [experiment_id],
-                f"tags.`cnn.model_uri` = 'models:/{name}/{version.version}'",
-                order_by=["attributes.start_time DESC"],
-                max_results=1,
+        pipeline_runs = client.search_runs(
+            [experiment_id],
+            f"tags.`cnn.model_uri` = 'models:/{name}/{version.version}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if pipeline_runs and VAL_ACCURACY in (metrics := pipeline_runs[0].data.metrics):
+            candidates.append(
+                Candidate(int(version.version), metrics[VAL_ACCURACY], metrics[VAL_LOSS], metrics[TEST_ACCURACY])
             )
-            test = pipeline_runs[0].data.metrics.get(TEST_ACCURACY) if pipeline_runs else None
-            candidates.append(Candidate(int(version.version), metrics[VAL_ACCURACY], metrics[VAL_LOSS], test))
     return sorted(candidates, key=lambda c: (-c.val_accuracy, c.val_loss, -c.version))
 
 

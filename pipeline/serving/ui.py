@@ -1,20 +1,46 @@
 """`python -m pipeline ui`: serve the MLflow UI on this pipeline's store, and say where its runs are.
 
 A fresh browser opens `mlflow ui` on its GenAI overview, not on training runs, so this prints the
-direct address of the experiment's runs table before starting the server.
+direct address of the experiment's runs table before starting the server.  That address opens a
+view shared through MLflow's own mechanism (an experiment tag `mlflow.sharedViewState.<key>`,
+named by the URL's `viewStateShareKey`), whose runs table shows the CNN's test and validation
+accuracy beside each run.  The chart groups need no view: metric names put the CNN's first
+(`tracking.metrics_of`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 
-from pipeline import tracking
+import mlflow
+
+from pipeline import paths, tracking
 from pipeline.params import load_params
+
+SHARED_VIEW_TAG = "mlflow.sharedViewState."
+COLUMNS = [  # the runs table's columns, beyond its name, start and duration: MLflow's `<type>.`<key>`` names
+    f"metrics.`{tracking.metric_name(paths.CNN_METRICS, key)}`" for key in ("test_accuracy", "val_accuracy")
+]
+
+
+def runs_view() -> tuple[str, str]:
+    """The shared view's key and state: the runs table with COLUMNS, newest run first."""
+    state = json.dumps({"selectedColumns": COLUMNS, "orderByKey": "attributes.start_time", "orderByAsc": False})
+    return hashlib.sha256(state.encode()).hexdigest()[:16], state
+
+
+def share_runs_view(experiment_id: str) -> str:
+    """Store the view in the experiment (once per content) and return the runs table's path with it."""
+    key, state = runs_view()
+    mlflow.MlflowClient().set_experiment_tag(experiment_id, SHARED_VIEW_TAG + key, state)
+    return f"#/experiments/{experiment_id}/runs?viewStateShareKey={key}"
 
 
 def main(host: str = "127.0.0.1", port: int = 5000) -> None:
     experiment_id = tracking.use_experiment(load_params().mlflow.experiment)
-    print(f"MLflow runs: http://{host}:{port}/#/experiments/{experiment_id}/runs", flush=True)
+    print(f"MLflow runs: http://{host}:{port}/{share_runs_view(experiment_id)}", flush=True)
     command = ["mlflow", "ui", "--backend-store-uri", tracking.tracking_uri(), "--host", host, "--port", str(port)]
     os.execv(sys.executable, [sys.executable, "-m", *command])

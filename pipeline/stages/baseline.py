@@ -23,7 +23,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from pipeline import paths, tracking
 from pipeline.files import atomic_write, save_json
 from pipeline.params import BaselineParams, load_params
-from pipeline.scoring import classification_metrics, inference_speed, save_predictions
+from pipeline.scoring import classification_metrics, save_predictions, timed_predictions
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,14 @@ def main() -> None:
         if not converged:
             log.warning("the solver did not converge in baseline.max_iter = %d iterations", params.baseline.max_iter)
 
-        probabilities = model.predict_proba(images)
+        probabilities, speed = timed_predictions(
+            model.predict_proba, images, params.evaluate.batch_size, params.evaluate.latency_runs
+        )
         classifier = model[-1]
         metrics = classification_metrics(actual, probabilities)
         del metrics["per_class"]  # the comparison reads per-digit accuracy from the predictions
         metrics |= {"converged": converged, "params": int(classifier.coef_.size + classifier.intercept_.size)}
-        speed = {"train_seconds": round(seconds, 1)} | inference_speed(
-            model.predict_proba, images, params.evaluate.batch_size, params.evaluate.latency_runs
-        )
+        speed = {"train_seconds": round(seconds, 1)} | speed
         with atomic_write(paths.BASELINE_MODEL) as tmp:
             joblib.dump(model, tmp)
         outputs = {paths.BASELINE_METRICS: metrics, paths.BASELINE_SPEED: speed}

@@ -77,7 +77,9 @@ def main() -> None:
         raise PipelineError(
             f"{paths.CNN_PREDICTIONS} and {paths.BASELINE_PREDICTIONS} do not list the same test images"
         )
-    cnn = _read(paths.TEST_METRICS, paths.TRAIN_METRICS, paths.TRAIN_SPEED, paths.INFERENCE_SPEED)
+    headline, per_class = (json.loads(path.read_text()) for path in (paths.CNN_METRICS, paths.PER_CLASS_METRICS))
+    cnn = {"accuracy": headline["test_accuracy"], "macro_f1": per_class["macro"]["f1"]}
+    cnn |= _read(paths.TRAIN_METRICS, paths.TRAIN_SPEED, paths.INFERENCE_SPEED)
     baseline = _read(paths.BASELINE_METRICS, paths.BASELINE_SPEED)
     cnn["per_digit"], baseline["per_digit"] = map(per_digit_accuracy, (cnn_predictions, baseline_predictions))
     test = mcnemar(

@@ -1,9 +1,10 @@
-"""evaluate stage: the trained CNN scored once on the untouched test set.
+"""evaluate stage: the saved CNN scored on the validation split and, once, on the untouched test set.
 
-Writes test metrics (accuracy, loss, macro precision/recall/F1), per-digit precision/recall/F1,
-inference speed (throughput and single-image latency), per-image predictions (DVC's confusion plot
-and the compare stage read them), and figures: confusion matrix, misclassified and sample
-predictions, training curves.  Nothing here chooses anything: the test set is only reported.
+Writes metrics/CNN.json (test and validation accuracy and loss: validation is what choices are made
+on, test is only reported), per-digit and macro precision/recall/F1 on the test set, inference speed
+(throughput, timed on the scoring pass itself, and single-image latency), per-image predictions
+(DVC's confusion plot and the compare stage read them), the test probabilities (the export's
+reference), and figures: confusion matrix, misclassified and sample predictions, training curves.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import pandas as pd
 from sklearn.metrics import classification_report
 
 from pipeline import paths, plots
-from pipeline.files import atomic_write, save_json
+from pipeline.files import atomic_write, save_json, save_npz
 from pipeline.params import load_params
-from pipeline.scoring import classification_metrics, inference_speed, save_predictions
+from pipeline.inference import predict_in_batches
+from pipeline.scoring import classification_metrics, save_predictions, timed_predictions
 
 log = logging.getLogger(__name__)
 FIGURES = (paths.CONFUSION_PLOT, paths.MISCLASSIFIED_PLOT, paths.SAMPLES_PLOT, paths.CURVES_PLOT)
@@ -47,18 +49,31 @@ def figures(images: np.ndarray, table: pd.DataFrame, history: pd.DataFrame, kept
     }
 
 
+def headline(test: dict, validation: dict) -> dict:
+    """metrics/CNN.json: test accuracy and loss first (dvc exp show's first columns), then validation's."""
+    return {
+        f"{split}_{key}": scores[key]
+        for split, scores in (("test", test), ("val", validation))
+        for key in ("accuracy", "loss")
+    }
+
+
 def main() -> None:
     params = load_params().evaluate
     images, actual = paths.load_split("test")
+    val_images, val_actual = paths.load_split("val")
     model = keras.saving.load_model(paths.CNN_MODEL, safe_mode=True)
-    probabilities = model.predict(images, batch_size=params.batch_size, verbose=0)
-    metrics = classification_metrics(actual, probabilities)
-    per_class = metrics.pop("per_class")
-    speed = inference_speed(model.predict_on_batch, images, params.batch_size, params.latency_runs)
+    probabilities, speed = timed_predictions(model.predict_on_batch, images, params.batch_size, params.latency_runs)
+    test = classification_metrics(actual, probabilities)
+    validation = classification_metrics(
+        val_actual, predict_in_batches(model.predict_on_batch, val_images, params.batch_size)
+    )
+    per_class = test["per_class"] | {"macro": {k: test[f"macro_{k}"] for k in ("precision", "recall", "f1")}}
 
-    save_json(paths.TEST_METRICS, metrics)
+    save_json(paths.CNN_METRICS, headline(test, validation))
     save_json(paths.PER_CLASS_METRICS, per_class)
     save_json(paths.INFERENCE_SPEED, speed)
+    save_npz(paths.TEST_PROBABILITIES, {"probabilities": probabilities})
     table = save_predictions(paths.CNN_PREDICTIONS, actual, probabilities)
     with atomic_write(paths.CLASSIFICATION_REPORT) as tmp:
         tmp.write_text(classification_report(actual, table.predicted, digits=4, zero_division=0))
@@ -67,10 +82,11 @@ def main() -> None:
         plots.save(figure, path)
 
     log.info(
-        "test accuracy %.4f, loss %.4f, macro F1 %.4f; %s images/s, latency %s ms",
-        metrics["accuracy"],
-        metrics["loss"],
-        metrics["macro_f1"],
+        "test accuracy %.4f, loss %.4f, macro F1 %.4f (validation accuracy %.4f); %s images/s, latency %s ms",
+        test["accuracy"],
+        test["loss"],
+        test["macro_f1"],
+        validation["accuracy"],
         speed["throughput_images_per_s"],
         speed["latency_ms_p50"],
     )

@@ -28,8 +28,7 @@ from pipeline.params import PARAMS_FILE, load_params
 log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
 METRICS = (  # the order of dvc.yaml's top-level `metrics:`
-    paths.TEST_METRICS,
-    paths.VAL_METRICS,
+    paths.CNN_METRICS,
     paths.TRAIN_METRICS,
     paths.PER_CLASS_METRICS,
     paths.EXPORT_METRICS,
@@ -60,6 +59,7 @@ REPORTS = (
 FINGERPRINTED = (
     paths.RAW_DATA,
     *map(paths.split_file, paths.SPLITS),
+    paths.PHOTOS,
     paths.CNN_MODEL,
     paths.ONNX_MODEL,
     paths.INT8_MODEL,

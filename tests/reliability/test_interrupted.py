@@ -69,4 +69,4 @@ def test_killed_training_recovers_and_reruns_identically(reproduced, repo):
     second = results(repo)
     changed = [name for name in first if first[name] != second[name]]
     assert not changed, f"the same params gave different results in {changed}"
-    assert {"metrics/test.json", "metrics/export.json", "metrics/photos.json", "metrics/compare.json"} <= set(first)
+    assert {"metrics/CNN.json", "metrics/export.json", "metrics/photos.json", "metrics/compare.json"} <= set(first)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import threading
 import urllib.error
 import urllib.request
@@ -12,7 +11,6 @@ import urllib.request
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import sync_playwright
 
 from pipeline.inference import load_predictor
 from pipeline.serving.draw import make_server
@@ -34,16 +32,6 @@ def page_url(digit_model):
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium")
-    assert chromium, "the draw page test needs Debian's chromium: apt-get install chromium (.ci/run does)"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 def test_drawn_digits_are_recognised_live(browser, page_url):

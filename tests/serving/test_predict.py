@@ -16,7 +16,7 @@ import pytest
 from pipeline import PipelineError
 from pipeline.inference import load_predictor, predict_files
 from pipeline.serving.predict import image_files
-from pipeline.stages.photos import photograph
+from pipeline.stages.photograph import photograph
 from tests.digits import font_mnist
 from tests.mnist_files import REPO
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow  # trains the digit model once per session (about 
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> tuple[list, np.ndarray]:
-    """40 typeset digits the model never saw, photographed as the photos stage does (JPEG, any size and place)."""
+    """40 typeset digits the model never saw, photographed as the photograph stage does (JPEG, any size and place)."""
     folder = tmp_path_factory.mktemp("photos")
     digits, labels = font_mnist(40, seed=7)
     rng = np.random.default_rng(7)
@@ -104,7 +104,6 @@ def test_cli_table_and_csv(digit_model, photos):
 
 
 def test_an_mlflow_registry_uri_loads_the_registered_model(digit_model, photos, tmp_path, monkeypatch):
-
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     mlflow.set_experiment("digits")

@@ -15,6 +15,7 @@ from pipeline import paths, tracking
 from pipeline.files import content_digest, file_digest, load_npz
 from tests.mnist_files import fake_mnist
 from tests.repos import run, wait_for_queue
+from tests.serving.test_ui import assert_ui_opens_on_the_cnn
 from tests.tracked import assert_run_matches_outputs, runs_by_role, snapshot
 
 pytestmark = pytest.mark.slow
@@ -54,16 +55,16 @@ def test_repro_yields_one_pipeline_run_exactly_as_its_outputs(reproduced, repo):
         "reports/confusion_matrix.png",
         "reports/comparison.md",
         "reports/photos.png",
-        "metrics/test.json",
+        "metrics/CNN.json",
     } <= artifacts
 
-    assert [m.step for m in client.get_metric_history(cnn.info.run_id, "epoch/val_accuracy")] == [1, 2]  # live
-    assert cnn.data.metrics["val/accuracy"] == json.loads((repo / paths.VAL_METRICS).read_text())["accuracy"]
+    assert [m.step for m in client.get_metric_history(cnn.info.run_id, "CNN/epoch/val_accuracy")] == [1, 2]  # live
+    assert cnn.data.metrics["CNN/train/epochs_run"] == 2
     assert {d.dataset.name for d in cnn.inputs.dataset_inputs} == {"mnist-train", "mnist-val"}
     assert cnn.data.params["train.epochs"] == "2" and cnn.data.tags["model.arch"] == "tiny"
 
     images, labels = (load_npz(repo / paths.split_file("test"))[k] for k in ("x", "y"))
-    test_accuracy = pipeline.data.metrics["test/accuracy"]
+    test_accuracy = pipeline.data.metrics["CNN/test_accuracy"]
     assert (
         float((mlflow.keras.load_model("models:/mnist-cnn/1").predict(images, verbose=0).argmax(1) == labels).mean())
         == test_accuracy
@@ -82,7 +83,9 @@ def test_repro_yields_one_pipeline_run_exactly_as_its_outputs(reproduced, repo):
     assert by_export[0]["digit"] == by_keras[0]["digit"]
 
 
-def test_a_downstream_experiment_is_a_new_run_and_leaves_the_first_untouched(repo):
+def test_a_downstream_experiment_is_a_new_run_and_leaves_the_first_untouched_and_the_ui_opens_on_the_cnn(
+    repo, browser
+):
     runs = runs_by_role(store(repo))
     before = {r.info.run_id: snapshot(r.info.run_id) for role in runs.values() for r in role}
     run(repo, "dvc", "exp", "run", "-n", "ev16", "-S", "evaluate.grid_size=16")
@@ -96,6 +99,7 @@ def test_a_downstream_experiment_is_a_new_run_and_leaves_the_first_untouched(rep
     assert {run_id: snapshot(run_id) for run_id in before} == before, "an earlier run was written to"
     versions = mlflow.MlflowClient().search_model_versions("name = 'mnist-cnn'")
     assert len(versions) == 1, "a reused training registers nothing"
+    assert_ui_opens_on_the_cnn(repo, browser, new.info.run_id)  # two pipeline runs to compare
 
 
 def test_a_baseline_experiment_trains_a_new_baseline_only(repo):
@@ -119,7 +123,7 @@ def test_experiments_change_params_through_the_loader(repo):
     assert "error: params.yaml: preprocess.val_fraction = 2: expected a fraction in (0, 1)" in bad.stderr + bad.stdout
 
 
-def assert_grid_is_one_run_per_experiment(repo: Path, store_uri: str, values: list[int]) -> None:
+def assert_grid_is_one_run_per_experiment(repo: Path, store_uri: str, key: str, values: list[str]) -> None:
     """`dvc exp show`'s experiments and the pipeline runs: the same names, params and metrics."""
     shown = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
     experiments = {exp["name"]: exp["revs"][0]["data"] for commit in shown for exp in (commit.get("experiments") or [])}
@@ -129,15 +133,16 @@ def assert_grid_is_one_run_per_experiment(repo: Path, store_uri: str, values: li
         pipeline_run = runs[name]
         files = {Path(path): content["data"] for path, content in data["metrics"].items()}
         assert {k: pipeline_run.data.metrics[k] for k in tracking.metrics_of(files)} == tracking.metrics_of(files)
-    assert sorted(int(r.data.params["train.epochs"]) for r in runs.values()) == values
+    assert sorted(r.data.params[key] for r in runs.values()) == values
 
 
 @pytest.mark.reliability  # concurrency: three experiments on two workers against one SQLite store
 def test_a_queued_grid_on_two_workers_is_one_run_per_experiment_then_promote_chooses_on_validation(repo):
-    run(repo, "dvc", "exp", "run", "--queue", "-S", "train.epochs=3,4,5")
+    """README's grid of architectures, 1 epoch each: weak models, and every experiment finishes."""
+    run(repo, "dvc", "exp", "run", "--queue", "-S", "train.epochs=1", "-S", "model.arch=tiny,simple,lenet5")
     run(repo, "dvc", "queue", "start", "-j", "2")
     wait_for_queue(repo)
-    assert_grid_is_one_run_per_experiment(repo, store(repo), [3, 4, 5])
+    assert_grid_is_one_run_per_experiment(repo, store(repo), "model.arch", ["lenet5", "simple", "tiny"])
     runs = runs_by_role(store(repo))
     assert len(runs["cnn"]) == 4 and len(runs["baseline"]) == 1, "the baseline did not change: not rerun"
     assert all(r.info.status == "FINISHED" for role in runs.values() for r in role)
@@ -145,8 +150,9 @@ def test_a_queued_grid_on_two_workers_is_one_run_per_experiment_then_promote_cho
 
     promoted = run(repo, "python", "-m", "pipeline", "promote").stdout
     best = max(
-        runs["cnn"], key=lambda r: (r.data.metrics["val/accuracy"], -r.data.metrics["val/loss"], r.info.start_time)
+        runs["pipeline"],
+        key=lambda r: (r.data.metrics["CNN/val_accuracy"], -r.data.metrics["CNN/val_loss"], r.info.start_time),
     )
     version = mlflow.MlflowClient().get_model_version_by_alias("mnist-cnn", "champion")
-    assert version.run_id == best.info.run_id
+    assert version.run_id == best.data.tags["cnn.run_id"]
     assert promoted.startswith(f"mnist-cnn@champion -> version {version.version}: val accuracy")

@@ -13,11 +13,12 @@ from pipeline import PipelineError, paths
 from pipeline.files import load_npz, save_npz
 from pipeline.params import PreprocessParams
 from pipeline.stages import preprocess as stage
-from tests.mnist_files import fake_mnist
+from tests.mnist_files import fake_mnist, params_with
 
 
 def params(**overrides) -> PreprocessParams:
-    return PreprocessParams(**({"seed": 0, "val_fraction": 0.2, "subset": None} | overrides))
+    settings = {"seed": 0, "val_fraction": 0.2, "subset": None} | overrides
+    return params_with({f"preprocess.{key}": value for key, value in settings.items()}).preprocess
 
 
 def test_split_is_stratified_and_keeps_every_image_once():

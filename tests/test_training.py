@@ -1,4 +1,4 @@
-"""train stage: learns, is deterministic, keeps the right epoch, follows its schedule."""
+"""pipeline.training: learns, is deterministic, keeps the right epoch, follows its schedule."""
 
 from __future__ import annotations
 
@@ -10,28 +10,33 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline import models
-from pipeline.params import AugmentParams, ModelParams, TrainParams
-from pipeline.stages import train as stage
-from tests.mnist_files import REPO, learnable_mnist
+from pipeline import models, training
+from pipeline.params import TrainParams, with_overrides
+from tests.mnist_files import REPO, learnable_mnist, params_with
 
-PARAMS = TrainParams(
-    seed=1,
-    epochs=3,
-    batch_size=32,
-    learning_rate=0.01,
-    adam_beta_1=0.9,
-    adam_beta_2=0.999,
-    lr_schedule="one_cycle",
-    warmup_fraction=0.3,
-    ema_momentum=0,
-    plateau_factor=0.5,
-    plateau_patience=1,
-    early_stopping_patience=0,
-    distribute="none",
-    augment=AugmentParams(enabled=False, rotation_deg=0, shift=0, zoom=0),
+CONFIG = params_with(
+    {
+        "model.arch": "tiny",
+        "model.test_time_shift": 0,
+        "train.seed": 1,
+        "train.epochs": 3,
+        "train.batch_size": 32,
+        "train.learning_rate": 0.01,
+        "train.lr_schedule": "one_cycle",
+        "train.warmup_fraction": 0.3,
+        "train.ema_momentum": 0,
+        "train.plateau_patience": 1,
+        "train.early_stopping_patience": 0,
+        "train.distribute": "none",
+        "train.augment.enabled": False,
+    },
 )
-TINY = ModelParams(arch="tiny", test_time_shift=0)
+PARAMS, TINY = CONFIG.train, CONFIG.model
+
+
+def recipe(**overrides) -> TrainParams:
+    """PARAMS with some keys changed, validated like params.yaml."""
+    return with_overrides(CONFIG, {f"train.{key}": value for key, value in overrides.items()}).train
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +46,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def trained(data):
-    return stage.train(*data, TINY, PARAMS)
+    return training.fit(*data, TINY, PARAMS)
 
 
 def test_it_learns(trained):
@@ -53,7 +58,7 @@ def test_it_learns(trained):
 
 def test_same_seed_same_model(data, trained):
     model, history = trained
-    again_model, again = stage.train(*data, TINY, PARAMS)
+    again_model, again = training.fit(*data, TINY, PARAMS)
     assert again.equals(history)
     for mine, theirs in zip(model.get_weights(), again_model.get_weights(), strict=True):
         np.testing.assert_array_equal(mine, theirs)
@@ -68,9 +73,9 @@ class _WreckLastEpoch(keras.callbacks.Callback):
 
 
 def test_early_stopping_keeps_the_epoch_of_lowest_validation_loss(data):
-    params = PARAMS.model_copy(update={"lr_schedule": "constant", "early_stopping_patience": 2})
-    model, history = stage.train(*data, TINY, params, [_WreckLastEpoch()])
-    train_metrics = stage.summary(history, model, params)
+    params = recipe(lr_schedule="constant", early_stopping_patience=2)
+    model, history = training.fit(*data, TINY, params, [_WreckLastEpoch()])
+    train_metrics = training.summary(history, model, params)
     kept = history.iloc[train_metrics["kept_epoch"] - 1]
     assert kept["val_loss"] == history["val_loss"].min() < history["val_loss"].iloc[-1]
     assert model.evaluate(*data[1], verbose=0) == pytest.approx([kept["val_loss"], kept["val_accuracy"]], rel=1e-5)
@@ -79,9 +84,9 @@ def test_early_stopping_keeps_the_epoch_of_lowest_validation_loss(data):
 
 def test_without_early_stopping_the_last_epoch_is_kept(data):
     """As the default runs one-cycle, whose schedule sets the length: however bad, its end is kept."""
-    params = PARAMS.model_copy(update={"lr_schedule": "constant"})
-    model, history = stage.train(*data, TINY, params, [_WreckLastEpoch()])
-    assert stage.summary(history, model, params)["kept_epoch"] == 3
+    params = recipe(lr_schedule="constant")
+    model, history = training.fit(*data, TINY, params, [_WreckLastEpoch()])
+    assert training.summary(history, model, params)["kept_epoch"] == 3
     last = history.iloc[-1]
     assert last["val_loss"] > history["val_loss"].min()
     assert model.evaluate(*data[1], verbose=0) == pytest.approx([last["val_loss"], last["val_accuracy"]], rel=1e-5)
@@ -89,13 +94,13 @@ def test_without_early_stopping_the_last_epoch_is_kept(data):
 
 def test_validation_metrics_score_the_saved_model_shifts_included(data, trained):
     model, history = trained
-    plain = stage.validation_metrics(models.inference_model(model), data[1])
+    plain = training.validation_metrics(models.inference_model(model), data[1])
     assert plain == pytest.approx({"accuracy": history["val_accuracy"].iloc[-1], "loss": history["val_loss"].iloc[-1]})
-    assert stage.validation_metrics(models.inference_model(model, 1), data[1]) != plain
+    assert training.validation_metrics(models.inference_model(model, 1), data[1]) != plain
 
 
 def test_weight_averaging_validates_and_keeps_the_averaged_weights(data, trained):
-    model, history = stage.train(*data, TINY, PARAMS.model_copy(update={"ema_momentum": 0.9}))
+    model, history = training.fit(*data, TINY, recipe(ema_momentum=0.9))
     _, accuracy = model.evaluate(*data[1], verbose=0)
     assert accuracy == pytest.approx(history["val_accuracy"].iloc[-1])
     plain, _ = trained  # the same seed and steps without averaging: other weights are the averaged ones
@@ -114,10 +119,8 @@ class _RecordWeights(keras.callbacks.Callback):
 
 def test_weight_average_is_bias_corrected_so_short_runs_keep_trained_weights(data):
     momentum, recorder = 0.99, _RecordWeights()  # 39 steps: Keras' own average would keep 68% of step 1
-    params = PARAMS.model_copy(
-        update={"ema_momentum": momentum, "early_stopping_patience": 0, "lr_schedule": "constant"}
-    )
-    model, _ = stage.train(*data, TINY, params, [recorder])
+    params = recipe(ema_momentum=momentum, early_stopping_patience=0, lr_schedule="constant")
+    model, _ = training.fit(*data, TINY, params, [recorder])
     weights = momentum ** np.arange(len(recorder.steps))[::-1]  # every step: the last epoch is kept
     expected = np.tensordot(weights / weights.sum(), np.stack(recorder.steps), axes=1)
     np.testing.assert_allclose(model.get_weights()[0], expected, rtol=1e-4, atol=1e-6)
@@ -126,16 +129,16 @@ def test_weight_average_is_bias_corrected_so_short_runs_keep_trained_weights(dat
 def test_the_average_only_observes_training(data):
     """Swapping the average in to validate and out again leaves the running weights exactly as they were."""
     plain, averaged = _RecordWeights(), _RecordWeights()
-    stage.train(*data, TINY, PARAMS, [plain])
-    stage.train(*data, TINY, PARAMS.model_copy(update={"ema_momentum": 0.9}), [averaged])
+    training.fit(*data, TINY, PARAMS, [plain])
+    training.fit(*data, TINY, recipe(ema_momentum=0.9), [averaged])
     for step, (mine, theirs) in enumerate(zip(averaged.steps, plain.steps, strict=True)):
         np.testing.assert_array_equal(mine, theirs, err_msg=f"step {step + 1}")
 
 
 def test_the_saved_model_keeps_the_weights_without_augmentation_or_optimizer(data, tmp_path):
-    augment = AugmentParams(enabled=True, rotation_deg=10, shift=0.1, zoom=0.1)
-    params = PARAMS.model_copy(update={"epochs": 1, "ema_momentum": 0.9, "augment": augment})
-    model, _ = stage.train(*data, TINY, params)
+    augment = {"enabled": True, "rotation_deg": 10, "shift": 0.1, "zoom": 0.1}
+    params = recipe(epochs=1, ema_momentum=0.9, augment=augment)
+    model, _ = training.fit(*data, TINY, params)
     inference = models.inference_model(model)
     assert any(isinstance(layer, models.AUGMENTATION) for layer in model.layers)
     assert not any(isinstance(layer, models.AUGMENTATION) for layer in inference.layers)
@@ -154,29 +157,29 @@ def test_one_cycle_warms_up_then_decays_to_zero(trained):
 
 
 def test_plateau_schedule_and_early_stopping_use_their_settings():
-    params = PARAMS.model_copy(update={"lr_schedule": "plateau", "early_stopping_patience": 2})
-    callbacks = stage._schedule_callbacks(params)
+    params = recipe(lr_schedule="plateau", early_stopping_patience=2)
+    callbacks = training._schedule_callbacks(params)
     (plateau,) = [c for c in callbacks if isinstance(c, keras.callbacks.ReduceLROnPlateau)]
     assert (plateau.factor, plateau.patience, plateau.monitor) == (0.5, 1, "val_loss")
     (stopping,) = [c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)]
     assert (stopping.patience, stopping.monitor, stopping.restore_best_weights) == (2, "val_loss", True)
-    assert not any(isinstance(c, keras.callbacks.EarlyStopping) for c in stage._schedule_callbacks(PARAMS))
+    assert not any(isinstance(c, keras.callbacks.EarlyStopping) for c in training._schedule_callbacks(PARAMS))
 
 
 @pytest.mark.parametrize("distribute", ["none", "auto"])
 def test_without_two_gpus_training_stays_on_one_device(distribute):
-    assert stage.distribution(distribute).num_replicas_in_sync == 1
+    assert training.distribution(distribute).num_replicas_in_sync == 1
 
 
 MIRRORED_ON_TWO_CPUS = """
     import sys, numpy as np, tensorflow as tf
     (cpu,) = tf.config.list_physical_devices("CPU")
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from pipeline.stages import train
-    from tests.stages.test_train import PARAMS, TINY
+    from pipeline import training
+    from tests.test_training import PARAMS, TINY, recipe
     from tests.mnist_files import learnable_mnist
-    params = PARAMS.model_copy(update={"ema_momentum": 0.9, "distribute": "mirrored"})
-    runs = [train.train(learnable_mnist(400, seed=0), learnable_mnist(100, seed=1), TINY, params) for _ in range(2)]
+    params = recipe(ema_momentum=0.9, distribute="mirrored")
+    runs = [training.fit(learnable_mnist(400, seed=0), learnable_mnist(100, seed=1), TINY, params) for _ in range(2)]
     (model, history), (_, again) = runs
     print(model.distribute_strategy.num_replicas_in_sync, int(model.optimizer.iterations.numpy()),
           history["val_accuracy"].max(), again.equals(history))

@@ -1,0 +1,91 @@
+"""photograph stage: test digits as a user would photograph them, read back as `predict` reads a file.
+
+Each chosen test digit is rendered as a photo (dark ink on tinted paper, a random size and place on
+a page of random size, uneven light, sensor noise, JPEG at a random quality), written to disk, and
+read back and normalised by `pipeline.images.load_digit`, exactly as `predict` reads an image file.
+The normalised digits go to data/photos.npz for the photos stage, which classifies them.  Nothing
+here depends on the model, so DVC reruns this stage only when the test set, the `photos` params or
+the image code change, not on every training.  Photos are rendered in parallel, each from its own
+seeded generator, so the result does not depend on the number of cores.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pipeline import paths, plots
+from pipeline.files import save_npz
+from pipeline.images import ImageError, load_digit
+from pipeline.params import load_params
+
+log = logging.getLogger(__name__)
+SHOWN = 8  # photos in the report figure
+UNREADABLE = np.zeros((28, 28), np.uint8)  # what a photo with no digit found stands as
+
+
+def photograph(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """MNIST `digit` (uint8 28x28, light on dark) as an RGB photo of ink on paper."""
+    side = int(rng.integers(40, 300))  # the 28x28 field's size in the photo, in pixels
+    width, height = (rng.uniform(1.2, 3.0, 2) * side).astype(int)
+    stroke = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC), np.float32) / 255
+    ink = np.zeros((height, width, 1), np.float32)
+    top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
+    ink[top : top + side, left : left + side, 0] = np.clip(stroke, 0, 1)
+    paper = rng.uniform(0.7, 0.95) + rng.uniform(-0.04, 0.04, 3)
+    pen = rng.uniform(0.05, 0.35) + rng.uniform(-0.05, 0.05, 3)
+    angle = rng.uniform(0, 2 * np.pi)
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    light = 1 + rng.uniform(0, 0.2) * (np.cos(angle) * x + np.sin(angle) * y - 0.5)
+    rgb = (paper * (1 - ink) + pen * ink) * light[..., None] + rng.normal(0, rng.uniform(0.01, 0.04), ink.shape)
+    return Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+
+
+def photograph_and_read(digit: np.ndarray, index: int, seed: int, folder: Path) -> tuple[np.ndarray, bool]:
+    """Test digit `index` photographed (its own generator: `seed`, `index`), saved as JPEG and read
+    back: the normalised digit, and whether one was found."""
+    rng = np.random.default_rng([seed, index])
+    path = folder / f"test-{index:05d}.jpg"
+    photograph(digit, rng).save(path, quality=int(rng.integers(60, 95)))
+    try:
+        return load_digit(path), True
+    except ImageError:
+        return UNREADABLE, False
+
+
+def photograph_all(images: np.ndarray, indices: np.ndarray, seed: int, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """`photograph_and_read` for each test digit of `indices`, on every core: (digits, readable)."""
+    with concurrent.futures.ProcessPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        results = list(
+            pool.map(
+                photograph_and_read,
+                images[indices],
+                indices,
+                [seed] * len(indices),
+                [folder] * len(indices),
+                chunksize=32,
+            )
+        )
+    digits, readable = zip(*results, strict=True)
+    return np.stack(digits), np.array(readable)
+
+
+def main() -> None:
+    params = load_params().photos
+    images, actual = paths.load_split("test")
+    chosen = np.sort(
+        np.random.default_rng(params.seed).choice(len(actual), min(params.count, len(actual)), replace=False)
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        digits, readable = photograph_all(images, chosen, params.seed, Path(folder))
+        shown = [np.asarray(Image.open(Path(folder, f"test-{i:05d}.jpg"))) for i in chosen[:SHOWN]]
+    save_npz(paths.PHOTOS, {"x": digits, "y": actual[chosen], "index": chosen, "readable": readable})
+    captions = [f"a {digit}" for digit in actual[chosen][:SHOWN]]
+    plots.save(plots.photos(shown, list(digits[:SHOWN]), captions), paths.PHOTOS_PLOT)
+    log.info("%d test digits photographed and read back, %d with no digit found", len(chosen), int(np.sum(~readable)))
