@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(module)s: %(message)s", stream=sys.stderr)
     try:
         status = (
-            importlib.import_module(f"pipeline.{'stages' if stage in STAGES else 'serving'}.{stage}").main(**options)
+            importlib.import_module(f"pipeline.{'stages' if stage in STAGES else 'commands'}.{stage}").main(**options)
             or 0
         )
     except PipelineError as error:

@@ -114,6 +114,13 @@ def learnable_mnist(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def repo_mnist() -> dict[str, np.ndarray]:
+    """The test repos' MNIST, in Keras' layout: 300 training and 100 test images of `learnable_mnist`,
+    which the tiny CNN learns partly in an epoch or two, so its exports face a real, weak model."""
+    (x_train, y_train), (x_test, y_test) = learnable_mnist(300, seed=0), learnable_mnist(100, seed=1)
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
 def one_hot(digits: np.ndarray, confidence: float = 0.91) -> np.ndarray:
     """Class probabilities putting `confidence` on each given digit and sharing the rest evenly."""
     probabilities = np.full((len(digits), 10), (1 - confidence) / 9)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from pipeline import environment
-from tests.mnist_files import REPO, fake_mnist, sha256, url_source, write_npz
+from tests.mnist_files import REPO, repo_mnist, sha256, url_source, write_npz
 
 
 def copy_repo(target: Path) -> None:
@@ -54,7 +54,7 @@ def make_repo(tmp_path: Path, http_server: tuple, repo_params: dict[str, Any]) -
     """A git repo holding a copy of this one, set for a tiny run, whose sources are a dead URL, then
     a local server."""
     root, url, _ = http_server
-    mnist = write_npz(root, fake_mnist())
+    mnist = write_npz(root, repo_mnist())
     files = {mnist.name: sha256(mnist)}
     repo_params["data"]["sources"] = [
         url_source("dead", "npz", f"{url}/missing", files),

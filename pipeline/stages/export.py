@@ -8,8 +8,8 @@ conversion, not the model, so they hold a 1-epoch model to the same standard as 
 - float32 must give Keras' digit on at least `export.min_agreement` of the images, with accuracies
   at most `export.max_accuracy_gap` apart (a correct conversion agrees on ~100% at any accuracy);
 - int8 may add errors (images Keras classifies right and int8 wrong) on at most
-  `export.int8_max_added_errors` times the number Keras gets wrong, and never fewer than the images
-  float32 may disagree on (`1 - export.min_agreement` of them).  Honest quantization flips a few
+  `export.int8_max_added_errors` times the number Keras gets wrong, rounded up, and never on fewer
+  than the images float32 may disagree on (`1 - export.min_agreement` of them, at least one).  Honest quantization flips a few
   uncertain images, more for a weak model; a broken one (miscalibrated ranges, corrupted scales)
   adds errors by the thousand.
 
@@ -48,7 +48,7 @@ def parity(actual: np.ndarray, reference: np.ndarray, exported: np.ndarray, name
 def allowed_added_errors(keras_errors: int, images: int, params: ExportParams) -> int:
     """The int8 gate: errors int8 may add, `export.int8_max_added_errors` of Keras' own, with a floor."""
     floor = (1 - params.min_agreement) * images
-    return math.floor(max(params.int8_max_added_errors * keras_errors, floor) + 1e-9)
+    return math.ceil(max(params.int8_max_added_errors * keras_errors, floor) - 1e-9)
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from pipeline import PipelineError
 from pipeline.__main__ import main as cli
 from pipeline.files import atomic_write, load_npz
 from pipeline.inference import load_predictor
-from pipeline.serving.draw import make_server
+from pipeline.commands.draw import make_server
 
 
 def test_a_keras_model_carrying_code_is_refused(tmp_path):
@@ -34,7 +34,7 @@ def test_npz_with_pickled_objects_is_refused(tmp_path):
 @pytest.mark.parametrize("command", ["ui", "draw", "serve"])  # server: for real, tests/test_team.py
 def test_servers_listen_on_this_machine_only_by_default(command, monkeypatch):
     seen = {}
-    monkeypatch.setattr(f"pipeline.serving.{command}.main", lambda **options: seen.update(options), raising=False)
+    monkeypatch.setattr(f"pipeline.commands.{command}.main", lambda **options: seen.update(options), raising=False)
     cli([command])
     assert seen["host"] == "127.0.0.1"
 

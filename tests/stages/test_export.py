@@ -110,10 +110,10 @@ def test_an_int8_model_calibrated_on_blank_images_is_stopped_in_one_line(stage_d
 @pytest.mark.parametrize(
     ("keras_errors", "images", "allowed"),
     [
-        (56, 10_000, 11),  # a finished model: a fifth of its 56 errors
-        (4_686, 10_000, 937),  # a 1-epoch model at 53%: honest quantization flips many uncertain images
+        (56, 10_000, 12),  # a finished model: a fifth of its 56 errors, rounded up
+        (4_686, 10_000, 938),  # a 1-epoch model at 53%: honest quantization flips many uncertain images
         (3, 10_000, 10),  # a near-perfect one: the floor, the 0.1% float32 may disagree on
-        (0, 300, 0),
+        (0, 300, 1),  # never less than one image
     ],
 )
 def test_int8_may_add_a_share_of_keras_errors_with_the_float_tolerance_as_floor(keras_errors, images, allowed):

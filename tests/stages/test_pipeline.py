@@ -13,9 +13,9 @@ from PIL import Image
 
 from pipeline import paths, tracking
 from pipeline.files import content_digest, file_digest, load_npz
-from tests.mnist_files import fake_mnist
+from tests.mnist_files import repo_mnist
 from tests.repos import run, wait_for_queue
-from tests.serving.test_ui import assert_ui_opens_on_the_cnn
+from tests.commands.test_ui import assert_ui_opens_on_the_cnn
 from tests.tracked import assert_run_matches_outputs, runs_by_role, snapshot
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,7 @@ def store(repo: Path) -> str:
 
 def test_repro_yields_one_pipeline_run_exactly_as_its_outputs(reproduced, repo):
     assert "download: source dead failed: URL fetch failure" in reproduced.output
-    assert content_digest(load_npz(repo / paths.RAW_DATA)) == content_digest(fake_mnist())
+    assert content_digest(load_npz(repo / paths.RAW_DATA)) == content_digest(repo_mnist())
     assert json.loads((repo / paths.DATA_METRICS).read_text()) == {"train": 270, "val": 30, "test": 100}
     runs = runs_by_role(store(repo))
     (pipeline,), (cnn,), (baseline,) = runs["pipeline"], runs["cnn"], runs["baseline"]

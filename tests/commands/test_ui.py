@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline import environment
-from pipeline.serving import ui
+from pipeline.commands import ui
 from tests.servers import free_port, wait_until_up
 
 CNN_CHARTS = ["CNN/test_accuracy", "CNN/test_loss", "CNN/val_accuracy", "CNN/val_loss"]

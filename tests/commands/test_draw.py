@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from pipeline.inference import load_predictor
-from pipeline.serving.draw import make_server
+from pipeline.commands.draw import make_server
 
 pytestmark = pytest.mark.slow
 STROKES = {  # pen paths on the 280x280 pad, as a person draws these digits
