@@ -131,7 +131,9 @@ def _thicken(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Widen strokes thinner than MNIST's (a pen photographed large) so they survive the shrink to 20x20."""
     rows, cols = np.nonzero(mask)
     target = STROKE * (1 + max(np.ptp(rows), np.ptp(cols)))
-    width = 4 * ndimage.distance_transform_edt(mask)[mask].mean()  # a stroke of width w averages w/4
+    # the distances within the digit's box, ringed by background, are those in the whole image
+    box = np.pad(mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1], 1)
+    width = 4 * ndimage.distance_transform_edt(box)[box].mean()  # a stroke of width w averages w/4
     radius = round((target - width) / 2)
     if radius < 1:
         return ink

