@@ -16,7 +16,7 @@ repro: $(VENV)/installed  ## run the pipeline: data, CNN, ONNX export, photo che
 test: $(VENV)/installed chromium postgresql  ## the whole test suite (slow tests included), on every core (at most 4)
 	python -m pytest --numprocesses auto --maxprocesses 4 --dist loadscope --durations=15
 
-ui: $(VENV)/installed  ## MLflow UI on the pipeline's store at 127.0.0.1:$(UI_PORT); prints the runs table's address
+ui: $(VENV)/installed  ## MLflow UI on the pipeline's store at 127.0.0.1:$(UI_PORT); prints the runs table's address (CNN accuracy columns shown)
 	python -m pipeline ui --port $(UI_PORT)
 
 draw: $(VENV)/installed  ## a page to draw a digit on and watch the prediction live, at 127.0.0.1:$(DRAW_PORT)
