@@ -65,7 +65,7 @@ def assert_ui_opens_on_the_cnn(repo: Path, browser, run_id: str, screenshots: Pa
     """The three screens a newcomer opens, in a real browser; with `screenshots`, saved there as PNG."""
     with running_ui(repo) as address:
         base, experiment = address.split("#")[0], address.split("/experiments/")[1].split("/")[0]
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
         screens = {
             "mlflow-model-metrics": f"{base}#/experiments/{experiment}/runs/{run_id}/model-metrics",
             "mlflow-chart-comparison": f"{base}#/experiments/{experiment}/runs?compareRunsMode=CHART",
@@ -80,6 +80,7 @@ def assert_ui_opens_on_the_cnn(repo: Path, browser, run_id: str, screenshots: Pa
         page.goto(address)
         for metric in ("CNN/test_accuracy", "CNN/val_accuracy"):  # the runs table's columns
             page.locator(f"[data-testid='sort-header-{metric}']").wait_for(timeout=60_000)
+        page.locator(".ag-row").first.wait_for(timeout=60_000)  # and its runs
         if screenshots:
             page.screenshot(path=screenshots / "mlflow-runs.png")
         page.close()
