@@ -87,6 +87,6 @@ def main() -> None:
         digits, readable = photograph_all(images, chosen, params.seed, Path(folder))
         shown = [np.asarray(Image.open(Path(folder, f"test-{i:05d}.jpg"))) for i in chosen[:SHOWN]]
     save_npz(paths.PHOTOS, {"x": digits, "y": actual[chosen], "index": chosen, "readable": readable})
-    captions = [f"a {digit}" for digit in actual[chosen][:SHOWN]]
+    captions = [f"test digit {digit}" for digit in actual[chosen][:SHOWN]]
     plots.save(plots.photos(shown, list(digits[:SHOWN]), captions), paths.PHOTOS_PLOT)
     log.info("%d test digits photographed and read back, %d with no digit found", len(chosen), int(np.sum(~readable)))
