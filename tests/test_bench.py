@@ -63,3 +63,25 @@ def test_quick_bench_scores_each_seed_once_and_measures_ratios(tmp_path, repo_pa
     assert report["ratios"]["fast_train_time_vs_tiny"] == round(medians["fast"] / medians["tiny"], 3)
     assert len(default["int8_onnx_throughput_images_per_s"]) == bench.THROUGHPUT_REPEATS
     assert (tmp_path / "bench" / "quick" / "bench.png").stat().st_size > 10_000
+
+
+_STAGES_SPEC = importlib.util.spec_from_file_location("stages", REPO / "bench" / "stages.py")
+stages = importlib.util.module_from_spec(_STAGES_SPEC)
+_STAGES_SPEC.loader.exec_module(stages)
+
+
+def test_stage_times_run_from_each_stage_line_to_the_next_and_take_training_from_its_metrics(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "metrics" / "speed").mkdir(parents=True)
+    (tmp_path / "metrics" / "speed" / "train.json").write_text('{"train_seconds": 0.5}')
+    lines = ["Running stage 'train':", "> python -m pipeline train", "Running stage 'record':"]
+    result = stages.time_stages([sys.executable, "-c", f"print({chr(10).join(lines)!r})"])
+    assert list(result["stages"]) == ["train", "record"]
+    assert sum(result["stages"].values()) <= result["total_seconds"] + 0.1  # each rounded to 0.1 s
+    assert result["train_seconds"] == 0.5
+    assert result["outside_training_seconds"] == round(result["total_seconds"] - 0.5, 1)
+
+
+def test_a_failing_command_stops_the_timing_with_its_exit_code():
+    with pytest.raises(SystemExit, match="exited 3"):
+        stages.time_stages([sys.executable, "-c", "raise SystemExit(3)"])
