@@ -55,7 +55,7 @@ def train_one(overrides: dict, seed: int, quick: bool, int8: bool) -> dict:
     predicted = trained.model.predict(x_test, batch_size=params.evaluate.batch_size, verbose=0).argmax(axis=1)
     result = {
         "test_accuracy": float(np.mean(predicted == y_test)),
-        "val_accuracy": training.validation_metrics(trained.model, validation)["accuracy"],  # evaluate's val_accuracy
+        "val_accuracy": training.validation_metrics(trained.model, validation, params.evaluate.batch_size)["accuracy"],
         "train_seconds": round(trained.seconds, 1),
         "epochs_run": len(trained.history),
         "params": trained.metrics["params"],

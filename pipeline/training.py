@@ -201,10 +201,11 @@ def summary(history: pd.DataFrame, model: keras.Model, params: TrainParams) -> d
     }
 
 
-def validation_metrics(model: keras.Model, validation: Split) -> dict:
-    """Accuracy and loss of the saved model (test-time shifts included) on the validation split."""
+def validation_metrics(model: keras.Model, validation: Split, batch_size: int) -> dict:
+    """Accuracy and loss of the saved model (test-time shifts included) on the validation split: the
+    evaluate stage's validation figures, and the bench's."""
     images, labels = validation
-    scores = classification_metrics(labels, model.predict(images, verbose=0))
+    scores = classification_metrics(labels, model.predict(images, batch_size=batch_size, verbose=0))
     return {"accuracy": scores["accuracy"], "loss": scores["loss"]}
 
 

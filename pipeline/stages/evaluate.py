@@ -17,10 +17,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import classification_report
 
-from pipeline import paths, plots
+from pipeline import paths, plots, training
 from pipeline.files import atomic_write, save_json, save_npz
 from pipeline.params import load_params
-from pipeline.inference import predict_in_batches
 from pipeline.scoring import classification_metrics, save_predictions, timed_predictions
 
 log = logging.getLogger(__name__)
@@ -61,13 +60,10 @@ def headline(test: dict, validation: dict) -> dict:
 def main() -> None:
     params = load_params().evaluate
     images, actual = paths.load_split("test")
-    val_images, val_actual = paths.load_split("val")
     model = keras.saving.load_model(paths.CNN_MODEL, safe_mode=True)
     probabilities, speed = timed_predictions(model.predict_on_batch, images, params.batch_size, params.latency_runs)
     test = classification_metrics(actual, probabilities)
-    validation = classification_metrics(
-        val_actual, predict_in_batches(model.predict_on_batch, val_images, params.batch_size)
-    )
+    validation = training.validation_metrics(model, paths.load_split("val"), params.batch_size)
     per_class = test["per_class"] | {"macro": {k: test[f"macro_{k}"] for k in ("precision", "recall", "f1")}}
 
     save_json(paths.CNN_METRICS, headline(test, validation))
