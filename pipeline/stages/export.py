@@ -9,9 +9,9 @@ conversion, not the model, so they hold a 1-epoch model to the same standard as 
   at most `export.max_accuracy_gap` apart (a correct conversion agrees on ~100% at any accuracy);
 - int8 may add errors (images Keras classifies right and int8 wrong) on at most
   `export.int8_max_added_errors` times the number Keras gets wrong, rounded up, and never on fewer
-  than the images float32 may disagree on (`1 - export.min_agreement` of them, at least one).  Honest quantization flips a few
-  uncertain images, more for a weak model; a broken one (miscalibrated ranges, corrupted scales)
-  adds errors by the thousand.
+  than the images float32 may disagree on (`1 - export.min_agreement` of them, at least one).
+  Honest quantization flips a few uncertain images, more for a weak model; a broken one
+  (miscalibrated ranges, corrupted scales) adds errors by the thousand.
 
 A failed gate stops the stage in one line, leaving neither export behind.  Throughput is timed on
 the scoring pass itself, single-image latency on the first `evaluate.latency_runs` images; Keras'
