@@ -18,8 +18,11 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the checkout
+
+from pipeline.paths import TRAIN_SPEED
+
 STAGE_LINE = re.compile(r"^Running stage '([\w-]+)'")
-TRAIN_SPEED = Path("metrics/speed/train.json")
 
 
 def time_stages(command: list[str]) -> dict:

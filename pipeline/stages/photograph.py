@@ -48,11 +48,16 @@ def photograph(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
 
 
+def photo_file(folder: Path, index: int) -> Path:
+    """Where test digit `index`'s photo is written."""
+    return folder / f"test-{index:05d}.jpg"
+
+
 def photograph_and_read(digit: np.ndarray, index: int, seed: int, folder: Path) -> tuple[np.ndarray, bool]:
     """Test digit `index` photographed (its own generator: `seed`, `index`), saved as JPEG and read
     back: the normalised digit, and whether one was found."""
     rng = np.random.default_rng([seed, index])
-    path = folder / f"test-{index:05d}.jpg"
+    path = photo_file(folder, index)
     photograph(digit, rng).save(path, quality=int(rng.integers(60, 95)))
     try:
         return load_digit(path), True
@@ -85,7 +90,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as folder:
         digits, readable = photograph_all(images, chosen, params.seed, Path(folder))
-        shown = [np.asarray(Image.open(Path(folder, f"test-{i:05d}.jpg"))) for i in chosen[:SHOWN]]
+        shown = [np.asarray(Image.open(photo_file(Path(folder), i))) for i in chosen[:SHOWN]]
     save_npz(paths.PHOTOS, {"x": digits, "y": actual[chosen], "index": chosen, "readable": readable})
     captions = [f"test digit {digit}" for digit in actual[chosen][:SHOWN]]
     plots.save(plots.photos(shown, list(digits[:SHOWN]), captions), paths.PHOTOS_PLOT)
