@@ -3,11 +3,12 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test ui draw serve server bench bench-quick chromium postgresql clean
+.PHONY: repro test tune ui draw serve server bench bench-quick chromium postgresql clean
 UI_PORT ?= 5000
 DRAW_PORT ?= 8000
 SERVE_PORT ?= 5001
 SERVER_PORT ?= 5002
+JOBS ?= 1
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 repro: $(VENV)/installed  ## run the pipeline: data, CNN, ONNX export, photo check, baseline, comparison
@@ -15,6 +16,9 @@ repro: $(VENV)/installed  ## run the pipeline: data, CNN, ONNX export, photo che
 
 test: $(VENV)/installed chromium postgresql  ## the whole test suite (slow tests included), on every core (at most 4)
 	python -m pytest --numprocesses auto --maxprocesses 4 --dist loadscope --durations=15
+
+tune: $(VENV)/installed  ## the hyperparameter search of tune.yaml, JOBS trials at once, each a DVC experiment (a rerun continues it)
+	python -m pipeline tune --jobs $(JOBS)
 
 ui: $(VENV)/installed  ## MLflow UI on the pipeline's store at 127.0.0.1:$(UI_PORT); prints the runs table's address (CNN accuracy columns shown)
 	python -m pipeline ui --port $(UI_PORT)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import re
 import types
 import typing
 from pathlib import Path
@@ -30,7 +31,23 @@ IDX_FILES = (
     "t10k-images-idx3-ubyte.gz",
     "t10k-labels-idx1-ubyte.gz",
 )
+Schema = typing.TypeVar("Schema", bound=BaseModel)
 Hash = Annotated[str, Field(pattern=r"^(sha256:[0-9a-f]{64}|md5:[0-9a-f]{32})$")]
+
+
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading `1e-06` as a number as YAML 1.2 does (YAML 1.1 reads a string):
+    `dvc exp run -S train.learning_rate=0.000001` writes it so."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"), list("-+.0123456789")
+)
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML file at `path`, parsed with YamlLoader."""
+    return yaml.load(path.read_text(), Loader=YamlLoader)
 
 
 class ParamsError(PipelineError):
@@ -179,7 +196,7 @@ class Params(Section):
 def load_params(path: Path = PARAMS_FILE) -> Params:
     """Read and validate `path`; raise ParamsError naming the first bad key."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = read_yaml(path)
     except (OSError, yaml.YAMLError) as error:
         raise ParamsError(f"{path}: cannot read: {one_line(error)}") from None
     return parse_params(raw, path)
@@ -187,12 +204,18 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
 
 def parse_params(raw: Any, path: Path = PARAMS_FILE) -> Params:
     """Validate the parsed YAML `raw` (errors name `path` as its origin)."""
+    return validate(Params, raw, path)
+
+
+def validate(schema: type[Schema], raw: Any, path: Path) -> Schema:
+    """`raw` (parsed YAML) as `schema`; raise ParamsError with one line naming `path`, the first bad
+    key, its value and what the key expects."""
     try:
-        return Params.model_validate(raw)
+        return schema.model_validate(raw)
     except ValidationError as invalid:
         errors = invalid.errors()
         first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])  # typos explain the rest
-        raise ParamsError(f"{path}: {_explain(first, raw)}") from None
+        raise ParamsError(f"{path}: {_explain(first, raw, schema)}") from None
 
 
 def with_overrides(params: Params, overrides: dict[str, Any], origin: str = "overrides") -> Params:
@@ -212,34 +235,36 @@ def with_overrides(params: Params, overrides: dict[str, Any], origin: str = "ove
     return parse_params(raw, Path(origin))
 
 
-def _explain(error: dict, raw: Any) -> str:
+def _explain(error: dict, raw: Any, schema: type[BaseModel]) -> str:
     """One pydantic error as a line naming the key, the value and what the key expects."""
     loc = error["loc"]
     if error["type"] == "extra_forbidden":
-        siblings = _field_at(loc[:-1])[2].model_fields
+        siblings = _field_at(loc[:-1], schema)[2].model_fields
         close = difflib.get_close_matches(str(loc[-1]), siblings, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"expected one of {', '.join(siblings)}"
         return f"unknown key '{_key(loc)}': {hint}"
     if error["type"] == "value_error":  # a rule across keys (SourceParams)
         return f"{_key(loc)}: {error['ctx']['error']}"
-    field, depth, _ = _field_at(loc)
-    expected = (field.description or _in_words(field.annotation)) if field else _in_words(Params)
+    field, depth, _ = _field_at(loc, schema)
+    expected = (field.description or _in_words(field.annotation)) if field else _in_words(schema)
     if error["type"] == "missing":
         return f"missing key '{_key(loc)}' ({expected})"
     value = functools.reduce(lambda value, part: value[part], loc[:depth], raw)
     return f"{_key(loc[:depth])} = {value!r}: expected {expected}"
 
 
-def _field_at(loc: tuple) -> tuple[FieldInfo | None, int, type[BaseModel] | None]:
-    """The deepest field named by `loc`, how many parts of `loc` name it (the rest index into its
-    list or mapping), and the model its own keys belong to."""
-    field, depth, model = None, 0, Params
+def _field_at(loc: tuple, schema: type[BaseModel]) -> tuple[FieldInfo | None, int, type[BaseModel] | None]:
+    """The deepest field of `schema` named by `loc`, how many parts of `loc` name it (the rest index
+    into its list or mapping), and the model its own keys belong to."""
+    field, depth, model, keyed = None, 0, schema, False
     for i, part in enumerate(loc):
-        if isinstance(part, int):
+        if isinstance(part, int) or keyed:  # a list's index, or a mapping's key (its value's fields follow)
+            keyed = False
             continue
         if model is None or part not in model.model_fields:
             break
         field, depth = model.model_fields[part], i + 1
+        keyed = typing.get_origin(field.annotation) is dict
         model = next((t for t in (field.annotation, *typing.get_args(field.annotation)) if _is_model(t)), None)
     return field, depth, model
 

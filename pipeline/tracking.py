@@ -124,14 +124,15 @@ def close_dead_runs(experiment_id: str) -> list[str]:
     running = client.search_runs(
         [experiment_id], f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{socket.gethostname()}'"
     )
-    dead = [run.info.run_id for run in running if not _alive(int(run.data.tags.get(PID_TAG, 0)))]
+    dead = [run.info.run_id for run in running if not process_alive(int(run.data.tags.get(PID_TAG, 0)))]
     for run_id in dead:
         client.set_terminated(run_id, status="KILLED")
         log.warning("MLflow run %s was left running by a process that died: marked KILLED", run_id)
     return dead
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this host is running."""
     if pid <= 0:
         return False
     try:

@@ -9,6 +9,7 @@ digit, the ten probabilities and the 28x28 image the model saw.
 
 from __future__ import annotations
 
+import argparse
 import http.server
 import io
 import json
@@ -17,6 +18,7 @@ import threading
 from pathlib import Path
 
 from pipeline.images import ImageError, read_image, to_mnist
+from pipeline.commands import add_address, add_model
 from pipeline.inference import Predictor, default_model, load_predictor
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,11 @@ def make_server(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000)
     """The page's server, bound but not yet serving (port 0: any free port)."""
     handler = type("Handler", (_Handler,), {"predictor": staticmethod(predictor), "lock": threading.Lock()})
     return http.server.ThreadingHTTPServer((host, port), handler)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_address(parser, 8000)
+    add_model(parser)
 
 
 def main(host: str = "127.0.0.1", port: int = 8000, model: str | None = None) -> None:

@@ -8,6 +8,7 @@ code is then 1.  Output: a table, or `--json` / `--csv` for machines.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import glob
 import io
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 from pipeline import PipelineError
+from pipeline.commands import add_model
 from pipeline.inference import TOP, default_model, load_predictor, predict_files
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -56,6 +58,14 @@ def render(rows: list[dict], output: str) -> str:
         top = ", ".join(f"{d} {p:.1%}" for d, p in row["top3"])
         lines.append(f"{row['file']:<{width}}  {row['digit']:>5}  {row['confidence']:>10.1%}  {top}")
     return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or quoted globs")
+    formats = parser.add_mutually_exclusive_group()
+    formats.add_argument("--json", dest="output", action="store_const", const="json", default="table")
+    formats.add_argument("--csv", dest="output", action="store_const", const="csv")
+    add_model(parser)
 
 
 def main(paths: list[str], model: str | None = None, output: str = "table") -> int:

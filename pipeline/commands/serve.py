@@ -8,11 +8,18 @@ MLFLOW_TRACKING_URI or the embedded store, in this environment (`--env-manager l
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
 from pipeline import environment, tracking
+from pipeline.commands import add_address
 from pipeline.params import load_params
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_address(parser, 5001)
+    parser.add_argument("--alias", default="champion", help="(default: %(default)s)")
 
 
 def main(host: str = "127.0.0.1", port: int = 5001, alias: str = "champion") -> None:

@@ -10,6 +10,7 @@ unchanged.  Ctrl-C (or SIGTERM) stops the server and then the database.
 
 from __future__ import annotations
 
+import argparse
 import glob
 import os
 import shutil
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 
 from pipeline import PipelineError, environment
+from pipeline.commands import add_address
 
 DATABASE = USER = "mlflow"
 
@@ -75,6 +77,14 @@ def start_database(folder: Path, port: int) -> list[str]:
             [postgres_tool("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, DATABASE], check=True
         )
     return [*owner, *pg_ctl, "stop", "-m", "fast"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_address(parser, 5002)
+    parser.add_argument("--db-port", type=int, default=5433, help="PostgreSQL's (default: %(default)s)")
+    parser.add_argument(
+        "--dir", dest="folder", default=".mlflow-server", help="database and artifacts (default: %(default)s)"
+    )
 
 
 def main(host: str = "127.0.0.1", port: int = 5002, db_port: int = 5433, folder: str = ".mlflow-server") -> None:

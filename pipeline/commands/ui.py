@@ -10,6 +10,7 @@ accuracy beside each run.  The chart groups need no view: metric names put the C
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ import sys
 import mlflow
 
 from pipeline import paths, tracking
+from pipeline.commands import add_address
 from pipeline.params import load_params
 
 SHARED_VIEW_TAG = "mlflow.sharedViewState."
@@ -37,6 +39,10 @@ def share_runs_view(experiment_id: str) -> str:
     key, state = runs_view()
     mlflow.MlflowClient().set_experiment_tag(experiment_id, SHARED_VIEW_TAG + key, state)
     return f"#/experiments/{experiment_id}/runs?viewStateShareKey={key}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_address(parser, 5000)
 
 
 def main(host: str = "127.0.0.1", port: int = 5000) -> None:

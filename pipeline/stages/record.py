@@ -7,7 +7,8 @@ that runs nothing adds none.  The run holds every key of params.yaml, every metr
 stages DVC skipped included), the per-epoch curves of the model used, the reports and figures, and
 tags: commit, DVC experiment, md5 of the data and models (as in dvc.lock), data digest, and links
 to the training runs and model versions used.  A training run made in this same execution is
-nested under it.  Nothing writes to the run afterwards.
+nested under it, and the run itself, when the experiment is a trial of a search, under the study run.
+Nothing writes to the run afterwards.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ import os
 
 import mlflow
 import pandas as pd
-import yaml
 from mlflow.exceptions import MlflowException
 
-from pipeline import paths, tracking
+from pipeline import paths, tracking, trials
 from pipeline.files import file_digest, save_json
-from pipeline.params import PARAMS_FILE, load_params
+from pipeline.params import PARAMS_FILE, load_params, read_yaml
 
 log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
@@ -73,6 +73,8 @@ def run_tags(trainings: dict[str, dict]) -> dict[str, str]:
     digest, and the training runs and model versions it used."""
     tags = tracking.run_tags("pipeline") | {f"dvc.md5.{path}": file_digest(path, "md5") for path in FINGERPRINTED}
     tags["data_digest"] = json.loads(paths.RAW_MANIFEST.read_text())["content_digest"]
+    if trial := trials.current():
+        tags |= {PARENT_TAG: trial.study_run_id, "optuna.study": trial.study, "optuna.trial": str(trial.number)}
     for role, handover in trainings.items():
         tags[f"{role}.run_id"] = handover["run_id"]
         if handover["model_version"] is not None:
@@ -106,7 +108,7 @@ def main() -> None:
     params = load_params()
     experiment_id = tracking.use_experiment(params.mlflow.experiment)  # fails before any work
     trainings = {role: json.loads(path.read_text()) for role, path in TRAININGS.items()}
-    flat_params = tracking.flatten(yaml.safe_load(PARAMS_FILE.read_text()))
+    flat_params = tracking.flatten(read_yaml(PARAMS_FILE))
     metrics = tracking.metrics_of({path: json.loads(path.read_text()) for path in METRICS})
     history = pd.read_csv(paths.HISTORY)
     with tracking.start_run(tracking.run_name(), run_tags(trainings)) as run:

@@ -5,6 +5,10 @@ its shifted copies), the per-epoch history for `dvc plots`, train metrics, and
 reports/mlflow_runs/cnn.json, which names the training run and its registered model version for the
 record stage.  The training run gets live per-epoch curves and the model (with signature and input
 example), registered once.
+
+Run as a trial of a search (`pipeline.trials`), it reports each epoch's validation figure to the
+trial and, when the search's pruner says the trial is losing, stops there and saves that epoch's
+model; metrics/CNN/train.json then says `pruned` and how many epochs ran.
 """
 
 from __future__ import annotations
@@ -13,13 +17,29 @@ import logging
 
 import keras
 import mlflow
+import optuna
 import tensorflow as tf
 
-from pipeline import paths, tracking, training
+from pipeline import paths, tracking, training, trials
 from pipeline.files import atomic_write, save_json
 from pipeline.params import load_params
 
 log = logging.getLogger(__name__)
+
+
+class ReportToTrial(keras.callbacks.Callback):
+    """Reports each epoch's `metric` (val_accuracy, val_loss) to the search's trial; stops training
+    after an epoch its pruner prunes (not after the last: stopping there would save nothing)."""
+
+    def __init__(self, trial: optuna.Trial, metric: str) -> None:
+        super().__init__()
+        self.trial, self.metric, self.pruned = trial, metric, False
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.trial.report(float(logs[self.metric]), step=epoch + 1)
+        if epoch + 1 < self.params["epochs"] and self.trial.should_prune():
+            log.info("trial %d pruned after epoch %d: its model is that epoch's", self.trial.number, epoch + 1)
+            self.pruned = self.model.stop_training = True
 
 
 def main() -> None:
@@ -27,6 +47,8 @@ def main() -> None:
     tracking.use_experiment(params.mlflow.experiment)  # a store that cannot be used fails before any work
     train_split, val_split = paths.load_split("train"), paths.load_split("val")
     strategy = training.distribution(params.train.distribute)
+    trial = trials.current()
+    report = ReportToTrial(trial.open_trial(), trial.epoch_metric) if trial else None
     with tracking.start_run(
         tracking.run_name("cnn"), tracking.run_tags("cnn") | {"model.arch": params.model.arch}
     ) as run:
@@ -45,7 +67,7 @@ def main() -> None:
         log_epoch = keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: mlflow.log_metrics(tracking.epoch_metrics(logs), step=epoch + 1)
         )
-        trained = training.train(params, train_split, val_split, [log_epoch], strategy)
+        trained = training.train(params, train_split, val_split, [log_epoch, *filter(None, [report])], strategy)
         speed = {
             "train_seconds": round(trained.seconds, 1),
             "seconds_per_epoch": round(trained.seconds / len(trained.history), 2),
@@ -54,7 +76,10 @@ def main() -> None:
             trained.model.save(tmp)
         with atomic_write(paths.HISTORY) as tmp:
             trained.history.to_csv(tmp, index=False, float_format="%.6g")
-        outputs = {paths.TRAIN_METRICS: trained.metrics, paths.TRAIN_SPEED: speed}
+        outputs = {
+            paths.TRAIN_METRICS: trained.metrics | {"pruned": bool(report and report.pruned)},
+            paths.TRAIN_SPEED: speed,
+        }
         for path, metrics in outputs.items():
             save_json(path, metrics)
         mlflow.log_metrics(tracking.metrics_of(outputs))

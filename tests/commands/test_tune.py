@@ -1,0 +1,175 @@
+"""`python -m pipeline tune`: bad search files refused before any work; real searches of DVC
+experiments on the tiny repo, killed and resumed, shared by two clones, with a pruned trial."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import optuna
+import pytest
+import yaml
+
+from pipeline import PipelineError, environment
+from pipeline.commands.tune import load_search
+from pipeline.trials import open_storage
+from tests.mnist_files import REPO, params_with
+from tests.repos import make_repo, run
+
+LOSING_RATE = 1e-6  # the tiny model learns nothing in an epoch at this rate: the threshold pruner stops it
+
+
+def search_file(folder: Path, **changes: Any) -> Path:
+    """A search of the tiny repo: a grid of 4 trials of 2 epochs, those at LOSING_RATE pruned after one."""
+    search = {
+        "study": "s",
+        "objective": {"metric": "CNN/val_accuracy", "direction": "maximize"},
+        "budget": {"trials": 4, "minutes": None},
+        "sampler": {"name": "grid", "seed": 0},
+        "pruner": {"name": "threshold", "lower": 0.15},  # chance is 0.1
+        "storage": None,
+        "fixed": {"train.epochs": 2},
+        "space": {"train.learning_rate": {"choices": [LOSING_RATE, 0.01]}, "train.batch_size": {"choices": [32, 64]}},
+    } | changes
+    path = folder / "search.yaml"
+    path.write_text(yaml.safe_dump(search, sort_keys=False))
+    return path
+
+
+def search_repo(tmp_path: Path, http_server: tuple, repo_params: dict) -> Path:
+    """The tiny repo with its data downloaded and split, as after `make repro`: the stages every trial
+    shares are done once, not by trials at once (parallel experiments that both run a stage anew
+    can clash over its run cache)."""
+    repo = make_repo(tmp_path, http_server, repo_params)
+    run(repo, "dvc", "repro", "preprocess")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "data")
+    return repo
+
+
+def tune(repo: Path, search: Path, jobs: int) -> list[str]:
+    return [sys.executable, "-m", "pipeline", "tune", "--file", str(search), "--jobs", str(jobs)]
+
+
+def experiments(repo: Path) -> set[str]:
+    return set(run(repo, "dvc", "exp", "list", "--name-only").stdout.split())
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"space": {"train.lerning_rate": {"low": 0.001, "high": 0.01}}}, "unknown key 'train.lerning_rate'"),
+        ({"space": {"train.learning_rate": {"low": 0.01, "high": 0.001}}}, "empty range"),
+        ({"space": {"preprocess.val_fraction": {"low": 0.1, "high": 1.5}}}, "preprocess.val_fraction = 1.5"),
+        ({"space": {"train.batch_size": {"choices": []}}}, "at least two different choices"),
+        ({"objective": {"metric": "CNN/test_accuracy", "direction": "maximize"}}, "a validation metric"),
+        ({"objective": {"metric": "CNN/val_loss", "direction": "maximize"}}, "cannot be maximized"),
+        ({"budget": {"trials": None, "minutes": None}}, "expected a number of trials, minutes, or both"),
+    ],
+    ids=["unknown key", "empty range", "out of schema", "no choices", "test metric", "wrong direction", "no budget"],
+)
+def test_a_bad_search_file_is_refused_in_one_line(tmp_path, change, expected):
+    with pytest.raises(PipelineError) as refused:
+        load_search(search_file(tmp_path, **change), params_with({}))
+    message = str(refused.value)
+    assert expected in message and message.startswith(str(tmp_path / "search.yaml")) and "\n" not in message
+
+
+def test_tune_refuses_a_bad_search_file_before_any_experiment(tmp_path):
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    bad = search_file(tmp_path, space={"preprocess.val_fraction": {"low": 0.1, "high": 1.5}})
+    result = subprocess.run(
+        tune(tmp_path, bad, 1), cwd=tmp_path, env=environment(PYTHONPATH=str(REPO)), capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {bad}: space.preprocess.val_fraction: preprocess.val_fraction = 1.5: expected a fraction in (0, 1)"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "search.yaml"]  # no store, no study
+
+
+def wait_until(condition, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting after {timeout_s:.0f} s for {what}"
+        time.sleep(1)
+
+
+def test_a_search_killed_and_rerun_ends_with_every_trial_one_experiment_nested_under_the_study_run(
+    tmp_path, http_server, repo_params
+):
+    repo = search_repo(tmp_path, http_server, repo_params)
+    search = search_file(tmp_path)
+    first = subprocess.Popen(
+        tune(repo, search, 2), cwd=repo, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_until(lambda: "Running" in run(repo, "dvc", "queue", "status").stdout, 300, "a running trial")
+    finally:
+        first.kill()  # SIGKILL: no chance to clean up; its queued experiment runs on
+        first.wait()
+    rerun = run(repo, *tune(repo, search, 2))
+
+    study = optuna.load_study(study_name="s", storage=open_storage(str(repo / "tune.journal")))
+    assert [t.number for t in study.trials] == [0, 1, 2, 3]  # the killed process's trial was taken over
+    assert len({json.dumps(t.params, sort_keys=True) for t in study.trials}) == 4
+    states = {t.number: t.state for t in study.trials}
+    losing = {t.number for t in study.trials if t.params["train.learning_rate"] == LOSING_RATE}
+    assert {n for n, state in states.items() if state == optuna.trial.TrialState.PRUNED} == losing
+    assert {n for n, state in states.items() if state == optuna.trial.TrialState.COMPLETE} == {0, 1, 2, 3} - losing
+    names = {f"s-{n}" for n in range(4)}
+    assert experiments(repo) == names
+    pruned = f"s-{min(losing)}"
+    shown = run(repo, "git", "show", f"{_ref(repo, pruned)}:metrics/CNN/train.json").stdout
+    assert json.loads(shown)["pruned"] is True and json.loads(shown)["epochs_run"] == 1
+
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["mnist"], output_format="list")
+    (study_run,) = [r for r in runs if r.data.tags.get("pipeline.role") == "study"]
+    nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == study_run.info.run_id]
+    assert sorted(r.info.run_name for r in nested) == sorted(names)
+    assert {r.info.run_name for r in nested if r.data.metrics["CNN/train/pruned"] == 1} == {f"s-{n}" for n in losing}
+    assert study_run.data.tags[f"trial.{min(losing)}"].startswith("PRUNED")
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(study_run.info.run_id, "study")}
+    assert {"study/trials.csv", "study/optimization_history.png", "study/parallel_coordinate.png"} <= artifacts
+    assert "Apply it: dvc exp apply s-" in rerun.stdout and "test accuracy (reported only)" in rerun.stdout
+
+
+def _ref(repo: Path, name: str) -> str:
+    refs = run(repo, "git", "for-each-ref", "--format=%(refname)", "refs/exps/").stdout.split()
+    return next(r for r in refs if r.endswith(f"/{name}"))
+
+
+def test_two_searches_in_two_clones_share_one_study(tmp_path, http_server, repo_params):
+    repo = search_repo(tmp_path, http_server, repo_params)
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    for key, value in (("user.name", "test"), ("user.email", "test@localhost")):
+        run(clone, "git", "config", key, value)
+    storage = tmp_path / "shared.journal"
+    search = search_file(
+        tmp_path,
+        storage=str(storage),
+        budget={"trials": 2, "minutes": None},
+        pruner={"name": "none"},
+        fixed={"train.epochs": 1},
+        space={"train.learning_rate": {"choices": [0.003, 0.01]}},
+    )
+    searches = [
+        subprocess.Popen(tune(r, search, 1), cwd=r, env=environment(), stdout=subprocess.PIPE, text=True)
+        for r in (repo, clone)
+    ]
+    outputs = [s.communicate(timeout=600)[0] for s in searches]
+    assert [s.returncode for s in searches] == [0, 0], outputs
+
+    study = optuna.load_study(study_name="s", storage=open_storage(str(storage)))
+    assert [t.number for t in study.trials] == [0, 1]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert {t.params["train.learning_rate"] for t in study.trials} == {0.003, 0.01}
+    ran = [experiments(r) for r in (repo, clone)]
+    assert sorted(map(len, ran)) == [1, 1] and ran[0] | ran[1] == {"s-0", "s-1"}  # each trial ran once, somewhere
