@@ -23,256 +23,33 @@ import argparse
 import difflib
 import json
 import logging
-import math
 import os
-import re
 import signal
 import socket
-import subprocess
 import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import matplotlib
 import matplotlib.pyplot as plt
 import mlflow
 import optuna
 import sqlalchemy
-import yaml
 from optuna.trial import FrozenTrial, TrialState
-from pydantic import Field, model_validator
 
-from pipeline import PipelineError, environment, one_line, paths, tracking
-from pipeline.params import PARAMS_FILE, Params, Section, load_params, read_yaml, validate, with_overrides
-from pipeline.trials import PrunerSettings, TrialContext, context_file, make_pruner, open_storage
+from pipeline import PipelineError, one_line, paths, tracking
+from pipeline.params import PARAMS_FILE, Params, load_params
+from pipeline.experiments import Queue, experiment_file, experiment_metrics
+from pipeline.search import SEARCH_FILE, SearchFile, load_search, make_sampler
+from pipeline.trials import TrialContext, context_file, make_pruner, open_storage
 
 log = logging.getLogger(__name__)
-SEARCH_FILE = Path("tune.yaml")
-DEFAULT_STORAGE = "tune.journal"  # beside mlflow.db, at the repo root
 POLL_S = 5  # how often the queue is read
 HEARTBEAT_S = 30  # how often a running trial's heartbeat is written ...
 STALE_AFTER_S = 600  # ... and how long after the last one another host may mark it failed
-Value = bool | int | float | str | None
-
-
-class Dimension(Section):
-    """One params.yaml key of the search: a range (int or float, log scale or a step) or choices."""
-
-    low: int | float | None = None
-    high: int | float | None = None
-    step: int | float | None = Field(default=None, gt=0, description="a step > 0")
-    log: bool = False
-    choices: list[Value] | None = None
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> Dimension:
-        if self.choices is not None:
-            if self.low is not None or self.high is not None or self.step is not None or self.log:
-                raise ValueError("expected either choices or a range (low, high, step, log), not both")
-            if len(set(map(json.dumps, self.choices))) != len(self.choices) or len(self.choices) < 2:
-                raise ValueError("expected at least two different choices (a single value goes in 'fixed')")
-            return self
-        if self.low is None or self.high is None:
-            raise ValueError("expected 'low' and 'high', or 'choices'")
-        if not self.low < self.high:
-            raise ValueError(f"empty range: expected low < high, got {self.low} and {self.high}")
-        if self.log and (self.low <= 0 or self.step is not None):
-            raise ValueError("a log range needs low > 0 and no step")
-        return self
-
-    @property
-    def integer(self) -> bool:
-        return isinstance(self.low, int) and isinstance(self.high, int) and isinstance(self.step or 1, int)
-
-    def bounds(self) -> list[Value]:
-        """The values that must fit the params schema: the range's ends, or every choice."""
-        return self.choices if self.choices is not None else [self.low, self.high]
-
-    def grid(self) -> list[Value]:
-        if self.choices is not None:
-            return self.choices
-        if self.step is None:
-            raise ValueError("the grid sampler needs choices or a step")
-        count = math.floor((self.high - self.low) / self.step + 1e-9) + 1
-        return [self.low + i * self.step for i in range(count)]
-
-    def suggest(self, trial: optuna.Trial, name: str) -> Value:
-        if self.choices is not None:
-            return trial.suggest_categorical(name, self.choices)
-        if self.integer:
-            return trial.suggest_int(name, self.low, self.high, step=self.step or 1, log=self.log)
-        return trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
-
-
-class Objective(Section):
-    metric: Literal["CNN/val_accuracy", "CNN/val_loss"] = Field(
-        description="a validation metric, CNN/val_accuracy or CNN/val_loss (the test set chooses nothing)"
-    )
-    direction: Literal["maximize", "minimize"]
-
-    @model_validator(mode="after")
-    def _sense(self) -> Objective:
-        if self.direction != ("maximize" if self.metric.endswith("accuracy") else "minimize"):
-            raise ValueError(f"{self.metric} cannot be {self.direction}d")
-        return self
-
-    @property
-    def epoch_metric(self) -> str:
-        """The Keras log of each epoch that goes with it."""
-        return self.metric.rsplit("/", 1)[1]
-
-
-class Budget(Section):
-    trials: int | None = Field(ge=1, description="null or a number of trials >= 1")
-    minutes: float | None = Field(gt=0, description="null or minutes > 0, after which no trial starts")
-
-    @model_validator(mode="after")
-    def _some(self) -> Budget:
-        if self.trials is None and self.minutes is None:
-            raise ValueError("expected a number of trials, minutes, or both")
-        return self
-
-
-class SamplerSettings(Section):
-    name: Literal["tpe", "random", "grid"]
-    seed: int
-
-
-class SearchFile(Section):
-    """tune.yaml: what to search, on what objective, for how long, with what, where it is kept."""
-
-    study: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.]*(-[A-Za-z0-9_.]+)*$", description="a name for git refs")
-    objective: Objective
-    budget: Budget
-    sampler: SamplerSettings
-    pruner: PrunerSettings
-    storage: str | None  # null = a journal file beside mlflow.db; or a database URL, e.g. the team server's
-    fixed: dict[str, Value]
-    space: dict[str, Dimension] = Field(min_length=1, description="at least one params.yaml key to search")
-
-    def storage_url(self) -> str:
-        return self.storage or str(tracking.repo_root() / DEFAULT_STORAGE)
-
-    def trial_limit(self) -> int | None:
-        """The budget's trials, and no more than the grid's points."""
-        if self.sampler.name != "grid":
-            return self.budget.trials
-        points = math.prod(len(dimension.grid()) for dimension in self.space.values())
-        return min(points, self.budget.trials or points)
-
-    def max_epochs(self, params: Params) -> int:
-        if "train.epochs" in self.space:
-            return max(self.space["train.epochs"].bounds())
-        return self.fixed.get("train.epochs", params.train.epochs)
-
-
-def load_search(path: Path, params: Params) -> SearchFile:
-    """tune.yaml validated, and every fixed value, range end and choice checked against the params schema."""
-    try:
-        raw = read_yaml(path)
-    except (OSError, yaml.YAMLError) as error:
-        raise PipelineError(f"{path}: cannot read: {error}") from None
-    search = validate(SearchFile, raw, path)
-    base = with_overrides(params, search.fixed, origin=f"{path}: fixed")
-    for key, dimension in search.space.items():
-        if key in search.fixed:
-            raise PipelineError(f"{path}: space.{key}: the key is also fixed; keep one")
-        for value in dimension.bounds():
-            with_overrides(base, {key: value}, origin=f"{path}: space.{key}")
-        if search.sampler.name == "grid":
-            try:
-                dimension.grid()
-            except ValueError as error:
-                raise PipelineError(f"{path}: space.{key}: {error}") from None
-    return search
-
-
-class GridSampler(optuna.samplers.GridSampler):
-    """Optuna's grid, for ask-and-tell: the search stops asking once every point has a trial
-    (`SearchFile.trial_limit`), where Optuna's own would call `Study.stop`, which works only in `optimize`."""
-
-    def after_trial(self, *args: Any) -> None:
-        pass
-
-
-def make_sampler(search: SearchFile, trial_number: int = 0) -> optuna.samplers.BaseSampler:
-    """The sampler of tune.yaml for a trial: TPE and random draw with seed + the trial's number, so a
-    search is reproducible and processes sharing a study never draw alike; the grid's order is the
-    seed's.  TPE always lies about running trials (constant_liar): with trials in parallel, in this
-    process or another, it spreads them out; with none running, it changes nothing."""
-    seed = search.sampler.seed + trial_number
-    if search.sampler.name == "grid":
-        return GridSampler({k: d.grid() for k, d in search.space.items()}, seed=search.sampler.seed)
-    if search.sampler.name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-
-
-def as_override(key: str, value: Value) -> str:
-    """`key=value` for `dvc exp run -S`, the value written as YAML reads it back (floats keep a dot)."""
-    return f"{key}={yaml.safe_dump([value], default_flow_style=True, width=1000).strip()[1:-1]}"
-
-
-class Queue:
-    """DVC's experiment queue, through its command line: trials in, their states out."""
-
-    def __init__(self, jobs: int) -> None:
-        self.jobs = jobs
-
-    def _dvc(self, *args: str, check: bool = True) -> str:
-        result = subprocess.run(["dvc", *args], capture_output=True, text=True, env=environment(), check=False)
-        if check and result.returncode != 0:
-            raise PipelineError(f"dvc {' '.join(args)} failed: {result.stderr.strip() or result.stdout.strip()}")
-        return result.stdout
-
-    def submit(self, name: str, overrides: dict[str, Value]) -> None:
-        self._dvc(
-            "exp", "run", "--queue", "-n", name, *(f for k, v in overrides.items() for f in ("-S", as_override(k, v)))
-        )
-        self.start()
-
-    def start(self) -> None:
-        """Start the workers that are missing.  Their output goes nowhere: a worker lives on, detached,
-        and would hold a pipe open until it stops."""
-        command = ["dvc", "queue", "start", "-j", str(self.jobs)]
-        if subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment()).returncode:
-            raise PipelineError(f"{' '.join(command)} failed: see dvc queue status")
-
-    def states(self) -> dict[str, str]:
-        """Each task's state (Queued, Running, Success, Failed) by experiment name; restarts the
-        workers when tasks wait and none is left (treeverse/dvc#10562)."""
-        status = self._dvc("queue", "status")
-        states = dict(re.findall(r"^\S+\s+(\S+)\s+.*?\b(Queued|Running|Success|Failed)\s*$", status, re.MULTILINE))
-        workers = re.search(r"Worker status: (\d+) active, (\d+) idle", status)
-        if "Queued" in states.values() and workers and sum(map(int, workers.groups())) == 0:
-            self.start()
-        return states
-
-    def cancel(self, name: str) -> None:
-        self._dvc("queue", "kill", name, check=False)
-        self._dvc("queue", "remove", name, check=False)
-
-
-def experiment_file(name: str, path: Path) -> str | None:
-    """File `path` as DVC experiment `name` committed it, or None when there is no such experiment."""
-    refs = subprocess.run(
-        ["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    ref = next((r for r in refs if r.rsplit("/", 1)[-1] == name), None)
-    if ref is None:
-        return None
-    return subprocess.run(["git", "show", f"{ref}:{path}"], capture_output=True, text=True, check=True).stdout
-
-
-def experiment_metrics(name: str) -> dict[str, float] | None:
-    """The CNN's metrics (CNN/val_accuracy, CNN/train/pruned, ...) of DVC experiment `name`, or None."""
-    texts = {path: experiment_file(name, path) for path in (paths.CNN_METRICS, paths.TRAIN_METRICS)}
-    if None in texts.values():
-        return None
-    return tracking.metrics_of({path: json.loads(text) for path, text in texts.items()})
 
 
 PRUNED, EPOCHS_RUN = (tracking.metric_name(paths.TRAIN_METRICS, key) for key in ("pruned", "epochs_run"))
@@ -527,26 +304,34 @@ def outcome(search: Search) -> str:
     figure and, reported only, its test accuracy beside the workspace's current model."""
     best = search.best()
     if best is None:
-        return "No trial finished: nothing to apply."
-    name = search.experiment(best)
-    found = experiment_file(name, PARAMS_FILE) or ""
+        return "No trial completed: nothing to apply."
+    name, metric = search.experiment(best), search.search.objective.metric
+    lines = [f"Best: trial {best.number} ({name}), {metric} {best.value:.4f}, chosen on validation."]
+    params = experiment_file(name, PARAMS_FILE)
+    if params is None:
+        return "\n".join(
+            [
+                *lines,
+                f"  {_params_text(best.params)}",
+                f"It ran in another clone: dvc exp pull <git remote> {name} && dvc exp apply {name}",
+            ]
+        )
     diff = difflib.unified_diff(
         PARAMS_FILE.read_text().splitlines(),
-        found.splitlines(),
+        params.splitlines(),
         "params.yaml",
-        f"params.yaml of {name}",
+        f"{name}/params.yaml",
         n=0,
         lineterm="",
     )
-    ours, current = experiment_metrics(name), json.loads(paths.CNN_METRICS.read_text())
-    metric = search.search.objective.metric
+    found, current = experiment_metrics(name), json.loads(paths.CNN_METRICS.read_text())
     return "\n".join(
         [
-            f"Best: trial {best.number} ({name}), {metric} {best.value:.4f}, chosen on validation.",
+            *lines,
             *diff,
             f"Apply it: dvc exp apply {name}",
             f"  {'':<22}{'validation accuracy':>20}{'test accuracy (reported only)':>32}",
-            f"  {name:<22}{ours['CNN/val_accuracy']:>20.4f}{ours['CNN/test_accuracy']:>32.4f}",
+            f"  {name:<22}{found['CNN/val_accuracy']:>20.4f}{found['CNN/test_accuracy']:>32.4f}",
             f"  {'current params.yaml':<22}{current['val_accuracy']:>20.4f}{current['test_accuracy']:>32.4f}",
         ]
     )

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from pipeline import PipelineError, environment
-from pipeline.commands.tune import load_search
+from pipeline.search import load_search
 from pipeline.trials import open_storage
 from tests.mnist_files import REPO, params_with
 from tests.repos import make_repo, run
