@@ -17,7 +17,7 @@ import optuna
 import yaml
 from pydantic import Field, model_validator
 
-from pipeline import PipelineError, tracking
+from pipeline import PipelineError, one_line, tracking
 from pipeline.params import Params, Section, read_yaml, validate, with_overrides
 from pipeline.trials import PrunerSettings
 
@@ -142,7 +142,7 @@ def load_search(path: Path, params: Params) -> SearchFile:
     try:
         raw = read_yaml(path)
     except (OSError, yaml.YAMLError) as error:
-        raise PipelineError(f"{path}: cannot read: {error}") from None
+        raise PipelineError(f"{path}: cannot read: {one_line(error)}") from None
     search = validate(SearchFile, raw, path)
     base = with_overrides(params, search.fixed, origin=f"{path}: fixed")
     for key, dimension in search.space.items():

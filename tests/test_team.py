@@ -13,12 +13,15 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
+import optuna
 import pytest
 from PIL import Image
 
 from pipeline import environment, paths
+from pipeline.trials import open_storage
 from pipeline.files import load_npz
 from pipeline.inference import keras_predictor, predict_files
 from tests.mnist_files import REPO
@@ -32,7 +35,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def team_server(monkeypatch):
-    """MLFLOW_TRACKING_URI of a fresh `python -m pipeline server` (PostgreSQL + served artifacts)."""
+    """A fresh `python -m pipeline server` (PostgreSQL + served artifacts): its MLFLOW_TRACKING_URI (`uri`,
+    set for the test) and the search storage it offers (`study_storage`)."""
     folder = Path(tempfile.mkdtemp(prefix="mlflow-team-"))  # under /tmp: reachable by the postgres user
     folder.chmod(0o755)
     port, db_port = free_port(), free_port()
@@ -60,7 +64,7 @@ def team_server(monkeypatch):
         for listening in (port, db_port):  # MLflow's and PostgreSQL's sockets: this machine only
             assert listening_addresses(listening) == {"127.0.0.1"}
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-        yield uri
+        yield SimpleNamespace(uri=uri, study_storage=f"postgresql+psycopg2://mlflow@127.0.0.1:{db_port}/optuna")
     finally:
         server.send_signal(signal.SIGTERM)  # stops mlflow server, then PostgreSQL
         server.wait(timeout=60)
@@ -103,16 +107,16 @@ def test_a_team_shares_runs_through_a_postgresql_server_and_data_through_a_remot
     run(repo, "dvc", "push")
     assert_a_fresh_clone_pulls_everything(repo, tmp_path / "clone")
 
-    first = runs_by_role(team_server)["pipeline"][0]
+    first = runs_by_role(team_server.uri)["pipeline"][0]
     assert_run_matches_outputs(first, repo)
     before = snapshot(first.info.run_id)
     run(repo, "dvc", "exp", "run", "--queue", "-S", "train.epochs=3,4")  # two writers at once
     run(repo, "dvc", "queue", "start", "-j", "2")
     wait_for_queue(repo)
     assert not (repo / "mlflow.db").exists(), "nothing went to the embedded store"
-    assert_grid_is_one_run_per_experiment(repo, team_server, "train.epochs", ["3", "4"])
+    assert_grid_is_one_run_per_experiment(repo, team_server.uri, "train.epochs", ["3", "4"])
     assert snapshot(first.info.run_id) == before, "the first run was written to"
-    runs = runs_by_role(team_server)
+    runs = runs_by_role(team_server.uri)
     assert [len(runs[role]) for role in ("pipeline", "cnn", "baseline")] == [3, 3, 1], "the baseline not rerun"
     assert all(r.info.status == "FINISHED" for role in runs.values() for r in role)
     assert all(r.info.artifact_uri.startswith("mlflow-artifacts:") for role in runs.values() for r in role)
@@ -132,3 +136,10 @@ def test_a_team_shares_runs_through_a_postgresql_server_and_data_through_a_remot
     champion_model = keras_predictor(mlflow.keras.load_model("models:/mnist-cnn@champion"))
     (from_cli,), (in_process,) = json.loads(by_registry.stdout), predict_files([repo / "digit.png"], champion_model)
     assert from_cli["top3"] == in_process["top3"]
+
+    # A search's study lives in the server's `optuna` database, beside MLflow's, both on alembic's default table
+    study = optuna.create_study(study_name="team", storage=open_storage(team_server.study_storage))
+    study.tell(study.ask(), 0.5)
+    again = optuna.load_study(study_name="team", storage=open_storage(team_server.study_storage))
+    assert [t.value for t in again.trials] == [0.5]
+    assert runs_by_role(team_server.uri)["pipeline"], "MLflow's database still serves its runs"

@@ -5,7 +5,8 @@ user when run as root, which PostgreSQL refuses to run as), starts it on 127.0.0
 creates the `mlflow` database, and runs `mlflow server` on it with `--artifacts-destination
 <dir>/artifacts`, so clients store artifacts through the server (`mlflow-artifacts:` URIs) and need
 no access to its disk.  Clients set `MLFLOW_TRACKING_URI=http://<host>:<port>`; everything else is
-unchanged.  Ctrl-C (or SIGTERM) stops the server and then the database.
+unchanged.  It also creates the `optuna` database, a search's study storage (tune.yaml `storage`):
+a database of its own, since Optuna and MLflow both keep alembic's version table under its default name.  Ctrl-C (or SIGTERM) stops the server and then the database.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pipeline import PipelineError, environment
 from pipeline.commands import add_address
 
 DATABASE = USER = "mlflow"
+STUDY_DATABASE = "optuna"
 
 
 def postgres_tool(name: str) -> str:
@@ -54,28 +56,29 @@ def start_database(folder: Path, port: int) -> list[str]:
     started = subprocess.run([*owner, *pg_ctl, "start"], capture_output=True, text=True, check=False)
     if started.returncode != 0:
         raise PipelineError(f"PostgreSQL did not start on port {port}: see {data / 'server.log'}")
-    exists = subprocess.run(
-        [
-            postgres_tool("psql"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-U",
-            USER,
-            "-d",
-            "postgres",
-            "-tAc",
-            f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    if not exists:
-        subprocess.run(
-            [postgres_tool("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, DATABASE], check=True
-        )
+    for database in (DATABASE, STUDY_DATABASE):
+        exists = subprocess.run(
+            [
+                postgres_tool("psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                USER,
+                "-d",
+                "postgres",
+                "-tAc",
+                f"SELECT 1 FROM pg_database WHERE datname = '{database}'",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if not exists:
+            subprocess.run(
+                [postgres_tool("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, database], check=True
+            )
     return [*owner, *pg_ctl, "stop", "-m", "fast"]
 
 
@@ -106,6 +109,7 @@ def main(host: str = "127.0.0.1", port: int = 5002, db_port: int = 5433, folder:
         str(port),
     ]
     print(f"MLflow server on PostgreSQL: MLFLOW_TRACKING_URI=http://{host}:{port}", flush=True)
+    print(f"Search storage (tune.yaml): postgresql+psycopg2://{USER}@{host}:{db_port}/{STUDY_DATABASE}", flush=True)
     env = environment()
     server = subprocess.Popen(command, env=env)
     signal.signal(signal.SIGTERM, lambda *_: server.terminate())

@@ -52,6 +52,7 @@ HEARTBEAT_S = 30  # how often a running trial's heartbeat is written ...
 STALE_AFTER_S = 600  # ... and how long after the last one another host may mark it failed
 
 
+UNCOUNTED = ("killed", "over budget")  # outcomes of trials whose experiment never finished
 PRUNED, EPOCHS_RUN = (tracking.metric_name(paths.TRAIN_METRICS, key) for key in ("pruned", "epochs_run"))
 
 
@@ -77,8 +78,9 @@ class Search:
         return f"{self.name}-{trial.number}"
 
     def counted(self) -> list[FrozenTrial]:
-        """The trials that use the budget: all but those killed before their experiment finished."""
-        return [t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("outcome") != "killed"]
+        """The trials that use the budget: all but those killed before their experiment finished,
+        and those asked for when another process had just taken the last one."""
+        return [t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("outcome") not in UNCOUNTED]
 
     def budget_left(self) -> bool:
         budget = self.search.budget
@@ -100,7 +102,7 @@ class Search:
         limit = self.search.trial_limit()
         earlier = [t for t in self.counted() if t.number < trial.number]
         if limit is not None and len(earlier) >= limit:  # another process took the last one
-            self.study._storage.set_trial_user_attr(trial._trial_id, "outcome", "killed")
+            self.study._storage.set_trial_user_attr(trial._trial_id, "outcome", "over budget")
             self.study.tell(trial, state=TrialState.FAIL)
             return False
         self.study.sampler = make_sampler(self.search, trial.number)
@@ -196,6 +198,8 @@ class Search:
                 continue
             self.study._storage.set_trial_user_attr(trial._trial_id, "outcome", "killed")
             self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            if here:
+                context_file(name).unlink(missing_ok=True)
             log.warning("trial %d (%s) was left by a process that died: marked failed, not counted", trial.number, name)
 
     def cancel_all(self) -> None:

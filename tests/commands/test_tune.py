@@ -139,6 +139,16 @@ def test_a_search_killed_and_rerun_ends_with_every_trial_one_experiment_nested_u
     assert {"study/trials.csv", "study/optimization_history.png", "study/parallel_coordinate.png"} <= artifacts
     assert "Apply it: dvc exp apply s-" in rerun.stdout and "test accuracy (reported only)" in rerun.stdout
 
+    run(repo, "dvc", "exp", "apply", pruned)  # as the README says: the pruned trial, trained in full
+    assert "up to date" in run(repo, "dvc", "status").stdout  # its params and outputs agree: DVC needs --force
+    run(repo, "dvc", "repro", "--force", "--downstream", "train")
+    assert json.loads((repo / "metrics/CNN/train.json").read_text()) | {"params": 0} == {
+        "epochs_run": 2,
+        "kept_epoch": 2,
+        "params": 0,
+        "pruned": False,
+    }
+
 
 def _ref(repo: Path, name: str) -> str:
     refs = run(repo, "git", "for-each-ref", "--format=%(refname)", "refs/exps/").stdout.split()
