@@ -22,48 +22,24 @@ class Subcommand(NamedTuple):
     summary: str
 
 
-SUBCOMMANDS = {
-    "download": Subcommand(
-        "pipeline.stages.download", "fetch MNIST from the first source that verifies -> data/raw/mnist.npz"
-    ),
-    "preprocess": Subcommand(
-        "pipeline.stages.preprocess", "stratified train/validation split, data stats -> data/processed/"
-    ),
-    "train": Subcommand(
-        "pipeline.stages.train", "fit the CNN named by model.arch in an MLflow training run -> models/cnn.keras"
-    ),
-    "evaluate": Subcommand(
-        "pipeline.stages.evaluate", "validation and test metrics (test scored once, never used to choose), figures"
-    ),
-    "export": Subcommand(
-        "pipeline.stages.export", "the CNN as ONNX, float32 and int8, checked against Keras -> models/cnn.onnx"
-    ),
-    "photograph": Subcommand(
-        "pipeline.stages.photograph", "test digits rendered as photos and read back as predict reads a file"
-    ),
-    "photos": Subcommand(
-        "pipeline.stages.photos", "the exported model on the photographed digits: accuracy vs the same in MNIST"
-    ),
-    "baseline": Subcommand(
-        "pipeline.stages.baseline", "logistic regression on the same split, in an MLflow training run of its own"
-    ),
+SUBCOMMANDS = {  # name: (module, summary)
+    "download": Subcommand("pipeline.stages.download", "fetch MNIST from the first source that verifies"),
+    "preprocess": Subcommand("pipeline.stages.preprocess", "stratified train/validation split, data stats"),
+    "train": Subcommand("pipeline.stages.train", "fit the CNN named by model.arch, in an MLflow training run"),
+    "evaluate": Subcommand("pipeline.stages.evaluate", "validation and test metrics (test never chooses)"),
+    "export": Subcommand("pipeline.stages.export", "the CNN as ONNX, float32 and int8, checked against Keras"),
+    "photograph": Subcommand("pipeline.stages.photograph", "test digits rendered as photos and read back"),
+    "photos": Subcommand("pipeline.stages.photos", "the exported model on the photographed digits"),
+    "baseline": Subcommand("pipeline.stages.baseline", "logistic regression, in an MLflow training run"),
     "compare": Subcommand("pipeline.stages.compare", "CNN vs baseline: table, McNemar's test, plot"),
-    "record": Subcommand(
-        "pipeline.stages.record", "the execution's one MLflow pipeline run: every param, metric, curve and report"
-    ),
-    "predict": Subcommand(
-        "pipeline.commands.predict", "the digit in each image file (PNG, JPEG, ...), normalised as MNIST was made"
-    ),
-    "draw": Subcommand("pipeline.commands.draw", "a web page to draw a digit on and watch the model's prediction"),
+    "record": Subcommand("pipeline.stages.record", "the execution's one MLflow pipeline run"),
+    "predict": Subcommand("pipeline.commands.predict", "the digit in each image file, normalised as MNIST was"),
+    "draw": Subcommand("pipeline.commands.draw", "a web page to draw a digit on, with the live prediction"),
     "serve": Subcommand("pipeline.commands.serve", "the registered CNN (alias champion) over REST"),
-    "promote": Subcommand(
-        "pipeline.commands.promote", "alias the CNN version with the best validation accuracy 'champion'"
-    ),
-    "ui": Subcommand("pipeline.commands.ui", "the MLflow UI on the pipeline's store; prints the runs table's address"),
+    "promote": Subcommand("pipeline.commands.promote", "alias 'champion' the CNN version best on validation"),
+    "ui": Subcommand("pipeline.commands.ui", "the MLflow UI on the pipeline's store; prints the runs table"),
     "server": Subcommand("pipeline.commands.server", "a shared MLflow server on PostgreSQL, for a team"),
-    "tune": Subcommand(
-        "pipeline.commands.tune", "hyperparameter search: Optuna trials as DVC experiments, tracked in MLflow"
-    ),
+    "tune": Subcommand("pipeline.commands.tune", "hyperparameter search: Optuna trials as DVC experiments"),
 }
 
 

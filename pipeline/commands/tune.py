@@ -50,8 +50,6 @@ log = logging.getLogger(__name__)
 POLL_S = 5  # how often the queue is read
 HEARTBEAT_S = 30  # how often a running trial's heartbeat is written ...
 STALE_AFTER_S = 600  # ... and how long after the last one another host may mark it failed
-
-
 UNCOUNTED = ("killed", "over budget")  # outcomes of trials whose experiment never finished
 PRUNED, EPOCHS_RUN = (tracking.metric_name(paths.TRAIN_METRICS, key) for key in ("pruned", "epochs_run"))
 
@@ -60,13 +58,12 @@ PRUNED, EPOCHS_RUN = (tracking.metric_name(paths.TRAIN_METRICS, key) for key in 
 class Search:
     """One process's part in a study: its trials in flight, told as they finish."""
 
-    file: Path
     search: SearchFile
     params: Params
     study: optuna.Study
     queue: Queue
     run_id: str
-    active: dict[str, FrozenTrial] = field(default_factory=dict)  # by experiment name
+    active: dict[str, FrozenTrial | optuna.Trial] = field(default_factory=dict)  # by experiment name
     started: float = field(default_factory=time.monotonic)
     beat: float = 0.0
 
@@ -89,9 +86,13 @@ class Search:
         limit = self.search.trial_limit()
         return limit is None or len(self.counted()) < limit
 
-    def own(self, trial_id: int) -> None:
-        for key, value in {"host": socket.gethostname(), "pid": os.getpid(), "heartbeat": time.time()}.items():
-            self.study._storage.set_trial_user_attr(trial_id, key, value)
+    def note(self, trial: FrozenTrial | optuna.Trial, **attrs: Any) -> None:
+        """Record `attrs` on `trial` in the storage, where every process sharing the study reads them."""
+        for key, value in attrs.items():
+            self.study._storage.set_trial_user_attr(trial._trial_id, key, value)
+
+    def own(self, trial: FrozenTrial | optuna.Trial) -> None:
+        self.note(trial, host=socket.gethostname(), pid=os.getpid(), heartbeat=time.time())
 
     def launch(self) -> bool:
         """Ask for a trial and queue its experiment; False when the budget is spent."""
@@ -102,14 +103,14 @@ class Search:
         limit = self.search.trial_limit()
         earlier = [t for t in self.counted() if t.number < trial.number]
         if limit is not None and len(earlier) >= limit:  # another process took the last one
-            self.study._storage.set_trial_user_attr(trial._trial_id, "outcome", "over budget")
+            self.note(trial, outcome="over budget")
             self.study.tell(trial, state=TrialState.FAIL)
             return False
         self.study.sampler = make_sampler(self.search, trial.number)
         chosen = {key: dimension.suggest(trial, key) for key, dimension in self.search.space.items()}
         name = f"{self.name}-{trial.number}"
-        self.study._storage.set_trial_user_attr(trial._trial_id, "experiment", name)
-        self.own(trial._trial_id)
+        self.note(trial, experiment=name)
+        self.own(trial)
         context = TrialContext(
             storage=self.search.storage_url(),
             study=self.name,
@@ -124,7 +125,7 @@ class Search:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(context.model_dump_json())
         self.queue.submit(name, self.search.fixed | chosen)
-        self.active[name] = self.study._storage.get_trial(trial._trial_id)
+        self.active[name] = trial
         log.info("trial %d queued as experiment %s: %s", trial.number, name, _params_text(chosen))
         return True
 
@@ -137,7 +138,7 @@ class Search:
                 self.finish(name, trial, state == "Success")
         if time.monotonic() - self.beat > HEARTBEAT_S:
             for trial in self.active.values():
-                self.study._storage.set_trial_user_attr(trial._trial_id, "heartbeat", time.time())
+                self.note(trial, heartbeat=time.time())
             self.beat = time.monotonic()
 
     def finish(self, name: str, trial: FrozenTrial, succeeded: bool) -> None:
@@ -149,9 +150,9 @@ class Search:
             outcome = "pruned" if pruned else "complete"
             state = TrialState.PRUNED if pruned else TrialState.COMPLETE
             value, epochs = metrics[self.search.objective.metric], int(metrics[EPOCHS_RUN])
-        self.study._storage.set_trial_user_attr(trial._trial_id, "outcome", outcome)
+        self.note(trial, outcome=outcome)
         if epochs is not None:
-            self.study._storage.set_trial_user_attr(trial._trial_id, "epochs_run", epochs)
+            self.note(trial, epochs_run=epochs)
         told = self.study.tell(trial.number, value if state == TrialState.COMPLETE else None, state=state)
         del self.active[name]
         context_file(name).unlink(missing_ok=True)
@@ -193,10 +194,10 @@ class Search:
             name = attrs.get("experiment", self.experiment(trial))
             if here and states.get(name) in ("Queued", "Running", "Success"):
                 log.info("trial %d (%s) was left by a process that died: taken over", trial.number, name)
-                self.own(trial._trial_id)
+                self.own(trial)
                 self.active[name] = trial
                 continue
-            self.study._storage.set_trial_user_attr(trial._trial_id, "outcome", "killed")
+            self.note(trial, outcome="killed")
             self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
             if here:
                 context_file(name).unlink(missing_ok=True)
@@ -205,7 +206,7 @@ class Search:
     def cancel_all(self) -> None:
         for name, trial in list(self.active.items()):
             self.queue.cancel(name)
-            self.study._storage.set_trial_user_attr(trial._trial_id, "outcome", "killed")
+            self.note(trial, outcome="killed")
             self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
             context_file(name).unlink(missing_ok=True)
             del self.active[name]
@@ -291,7 +292,7 @@ def open_study_run(search: SearchFile, file: Path, experiment_id: str, jobs: int
             storage = sqlalchemy.engine.make_url(storage).render_as_string(hide_password=True)
         tags = tracking.run_tags("study") | {"optuna.study": search.study, "optuna.storage": storage}
         run = client.create_run(experiment_id, run_name=search.study, tags=tags)
-        settings = search.model_dump(exclude={"space", "fixed", "storage", "study"})
+        settings = search.model_dump(exclude={"storage", "study"})  # space.<key>.low, fixed.<key>, ...
         client.log_batch(
             run.info.run_id,
             params=[
@@ -368,7 +369,7 @@ def main(file: Path = SEARCH_FILE, jobs: int = 1) -> None:
     except (sqlalchemy.exc.SQLAlchemyError, OSError) as error:
         raise PipelineError(f"study storage {search.storage_url()}: {one_line(error)}") from None
     run_id = open_study_run(search, file, experiment_id, jobs)
-    driver = Search(file, search, params, study, Queue(jobs), run_id)
+    driver = Search(search, params, study, Queue(jobs), run_id)
     print(
         f"Study {search.study}: {len(driver.counted())} trials so far, in {search.storage_url()}; MLflow run {run_id}"
     )
