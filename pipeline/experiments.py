@@ -18,6 +18,9 @@ def as_override(key: str, value: Value) -> str:
     return f"{key}={yaml.safe_dump([value], default_flow_style=True, width=1000).strip()[1:-1]}"
 
 
+EXECUTORS = Path(".dvc/tmp/exps/run")  # a folder per task (its stash commit) that has begun to run
+
+
 class Queue:
     """DVC's experiment queue, through its command line: trials in, their states out."""
 
@@ -44,10 +47,17 @@ class Queue:
             raise PipelineError(f"{' '.join(command)} failed: see dvc queue status")
 
     def states(self) -> dict[str, str]:
-        """Each task's state (Queued, Running, Success, Failed) by experiment name; restarts the
-        workers when tasks wait and none is left (treeverse/dvc#10562)."""
+        """Each task's state by experiment name: Queued, Running, Success, Failed, or Starting, which
+        DVC calls Running though no executor has begun it: a task about to run, or one a worker took
+        and lost when it stopped (treeverse/dvc#10562), which stays so.  Restarts the workers when
+        tasks wait and none is left."""
         status = self._dvc("queue", "status")
-        states = dict(re.findall(r"^\S+\s+(\S+)\s+.*?\b(Queued|Running|Success|Failed)\s*$", status, re.MULTILINE))
+        tasks = re.findall(r"^(\S+)\s+(\S+)\s+.*?\b(Queued|Running|Success|Failed)\s*$", status, re.MULTILINE)
+        executing = [folder.name for folder in EXECUTORS.iterdir()] if EXECUTORS.is_dir() else []
+        states = {}
+        for task, name, state in tasks:  # active tasks first: a name queued again shows its new task
+            starting = state == "Running" and not any(folder.startswith(task) for folder in executing)
+            states.setdefault(name, "Starting" if starting else state)
         workers = re.search(r"Worker status: (\d+) active, (\d+) idle", status)
         if "Queued" in states.values() and workers and sum(map(int, workers.groups())) == 0:
             self.start()

@@ -38,10 +38,11 @@ import matplotlib.pyplot as plt
 import mlflow
 import optuna
 import sqlalchemy
+import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from pipeline import PipelineError, one_line, paths, tracking
-from pipeline.params import PARAMS_FILE, Params, load_params
+from pipeline.params import PARAMS_FILE, Params, YamlLoader, load_params, read_yaml
 from pipeline.experiments import Queue, experiment_file, experiment_metrics
 from pipeline.search import SEARCH_FILE, SearchFile, load_search, make_sampler
 from pipeline.trials import TrialContext, context_file, make_pruner, open_storage
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 POLL_S = 5  # how often the queue is read
 HEARTBEAT_S = 30  # how often a running trial's heartbeat is written ...
 STALE_AFTER_S = 600  # ... and how long after the last one another host may mark it failed
+LOST_AFTER_S = 120  # a task DVC calls running but has not begun for this long was lost by its worker
 UNCOUNTED = ("killed", "over budget")  # outcomes of trials whose experiment never finished
 PRUNED, EPOCHS_RUN = (tracking.metric_name(paths.TRAIN_METRICS, key) for key in ("pruned", "epochs_run"))
 
@@ -64,6 +66,7 @@ class Search:
     queue: Queue
     run_id: str
     active: dict[str, FrozenTrial | optuna.Trial] = field(default_factory=dict)  # by experiment name
+    starting: dict[str, float] = field(default_factory=dict)  # since when DVC has not begun each active trial
     started: float = field(default_factory=time.monotonic)
     beat: float = 0.0
 
@@ -130,12 +133,19 @@ class Search:
         return True
 
     def poll(self) -> None:
-        """Tell the study of the trials that finished; keep the others' heartbeat."""
+        """Tell the study of the trials that finished, queue again those DVC lost; keep the others' heartbeat."""
         states = self.queue.states()
         for name, trial in list(self.active.items()):
             state = states.get(name)
             if state in ("Success", "Failed") or state is None:
                 self.finish(name, trial, state == "Success")
+            elif state != "Starting":
+                self.starting.pop(name, None)
+            elif time.monotonic() - self.starting.setdefault(name, time.monotonic()) > LOST_AFTER_S:
+                log.warning("trial %d (%s): DVC's queue lost its task; queued again", trial.number, name)
+                self.queue.cancel(name)
+                self.queue.submit(name, self.search.fixed | trial.params)
+                del self.starting[name]
         if time.monotonic() - self.beat > HEARTBEAT_S:
             for trial in self.active.values():
                 self.note(trial, heartbeat=time.time())
@@ -192,7 +202,7 @@ class Search:
             if not here and time.time() - attrs.get("heartbeat", 0) < STALE_AFTER_S:
                 continue
             name = attrs.get("experiment", self.experiment(trial))
-            if here and states.get(name) in ("Queued", "Running", "Success"):
+            if here and states.get(name) in ("Queued", "Starting", "Running", "Success"):
                 log.info("trial %d (%s) was left by a process that died: taken over", trial.number, name)
                 self.own(trial)
                 self.active[name] = trial
@@ -321,14 +331,11 @@ def outcome(search: Search) -> str:
                 f"It ran in another clone: dvc exp pull <git remote> {name} && dvc exp apply {name}",
             ]
         )
-    diff = difflib.unified_diff(
-        PARAMS_FILE.read_text().splitlines(),
-        params.splitlines(),
-        "params.yaml",
-        f"{name}/params.yaml",
-        n=0,
-        lineterm="",
+    ours, theirs = (  # key by key, in params.yaml's order: DVC rewrites the file in its own layout
+        [f"{key}: {value}" for key, value in tracking.flatten(parsed).items()]
+        for parsed in (read_yaml(PARAMS_FILE), yaml.load(params, Loader=YamlLoader))
     )
+    diff = difflib.unified_diff(ours, theirs, "params.yaml", f"{name}/params.yaml", n=0, lineterm="")
     found, current = experiment_metrics(name), json.loads(paths.CNN_METRICS.read_text())
     return "\n".join(
         [
