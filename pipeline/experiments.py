@@ -52,12 +52,7 @@ class Queue:
         and lost when it stopped (treeverse/dvc#10562), which stays so.  Restarts the workers when
         tasks wait and none is left."""
         status = self._dvc("queue", "status")
-        tasks = re.findall(r"^(\S+)\s+(\S+)\s+.*?\b(Queued|Running|Success|Failed)\s*$", status, re.MULTILINE)
-        executing = [folder.name for folder in EXECUTORS.iterdir()] if EXECUTORS.is_dir() else []
-        states = {}
-        for task, name, state in tasks:  # active tasks first: a name queued again shows its new task
-            starting = state == "Running" and not any(folder.startswith(task) for folder in executing)
-            states.setdefault(name, "Starting" if starting else state)
+        states = task_states(status, [folder.name for folder in EXECUTORS.iterdir()] if EXECUTORS.is_dir() else [])
         workers = re.search(r"Worker status: (\d+) active, (\d+) idle", status)
         if "Queued" in states.values() and workers and sum(map(int, workers.groups())) == 0:
             self.start()
@@ -66,6 +61,18 @@ class Queue:
     def cancel(self, name: str) -> None:
         self._dvc("queue", "kill", name, check=False)
         self._dvc("queue", "remove", name, check=False)
+
+
+def task_states(status: str, executing: list[str]) -> dict[str, str]:
+    """The state of each experiment name in `dvc queue status` output, given the tasks' folders that
+    `executing` names (see Queue.states).  Active tasks come first: a name queued again shows its new task."""
+    states: dict[str, str] = {}
+    for task, name, state in re.findall(
+        r"^(\S+)\s+(\S+)\s+.*?\b(Queued|Running|Success|Failed)\s*$", status, re.MULTILINE
+    ):
+        starting = state == "Running" and not any(folder.startswith(task) for folder in executing)
+        states.setdefault(name, "Starting" if starting else state)
+    return states
 
 
 def experiment_file(name: str, path: Path) -> str | None:

@@ -242,15 +242,19 @@ class Search:
                 plt.close(figure)
             client.log_artifacts(self.run_id, folder, "study")
         states = frame["state"].value_counts().to_dict() if len(frame) else {}
-        client.set_tag(self.run_id, "study.trials", ", ".join(f"{n} {state.lower()}" for state, n in states.items()))
+        counts = ", ".join(f"{n} {state.lower()}" for state, n in states.items())
+        note = f"Study {self.name}: {counts or 'no trial yet'}; each trial's pipeline run is nested under this run."
+        tags = {"study.trials": counts}
         if best := self.best():
-            for key, value in {
+            tags |= {
                 "best.trial": best.number,
                 "best.experiment": self.experiment(best),
                 "best.value": best.value,
                 "best.params": json.dumps(best.params),
-            }.items():
-                client.set_tag(self.run_id, key, str(value))
+            }
+            note += f" Best, on {self.search.objective.metric}: trial {best.number} ({self.experiment(best)}), {best.value:.4f}."
+        for key, value in (tags | {"mlflow.note.content": note}).items():
+            client.set_tag(self.run_id, key, str(value))
 
 
 def study_figures(study: optuna.Study) -> dict[str, Any]:
