@@ -5,16 +5,19 @@ DVC experiment named `<study>-<trial number>` (`dvc exp run --queue -S key=value
 objective, a validation metric, from that experiment's metrics files, and tells the study.  Each
 trial is exactly one pipeline run in MLflow, nested under the search's one study run.
 
-Parallel trials (`--jobs N`) run in DVC's queue with N workers.  Not N `dvc exp run --temp` at once:
-those take DVC's repository lock while they stash and collect their experiments, so two that meet
-fail with "Unable to acquire lock"; the queue's workers were made to share a repository.
+Parallel trials (`--jobs N`) run in DVC's queue with N workers, DVC's own way to run experiments at
+once, not as N `dvc exp run --temp`: each of those holds DVC's repository lock while it stashes and
+collects its experiment, and another waits for that lock 3 s (dvc/lock.py) before it fails with
+"Unable to acquire lock", a wait a loaded machine can outlast.  Queued experiments also outlive a
+killed search, which takes them over when rerun.
 
 The study lives in Optuna's storage (tune.yaml `storage`): a journal file at the repo root by
 default, or a database such as the team server's.  Every process on it shares its trials and its
 budget: a trial's number is given out once, by the storage.  A trial records the host and process
-that run it and their heartbeat; a rerun takes over the trials of a process that died on this host
-(a queued or running experiment is waited for, a finished one read), and marks failed, uncounted,
-one whose process is gone and whose experiment is not (or, on another host, whose heartbeat stopped).
+and clone that run it and their heartbeat; a rerun in that clone takes over the trials of a process
+that died (a queued or running experiment is waited for, a finished one read), and marks failed,
+uncounted, one whose process is gone and whose experiment is not; any process marks so a trial of
+another clone or host whose heartbeat stopped.
 """
 
 from __future__ import annotations
@@ -95,7 +98,8 @@ class Search:
             self.study._storage.set_trial_user_attr(trial._trial_id, key, value)
 
     def own(self, trial: FrozenTrial | optuna.Trial) -> None:
-        self.note(trial, host=socket.gethostname(), pid=os.getpid(), heartbeat=time.time())
+        """Mark `trial` as run by this process, in this clone (whose DVC queue holds its experiment)."""
+        self.note(trial, **where(), pid=os.getpid(), heartbeat=time.time())
 
     def launch(self) -> bool:
         """Ask for a trial and queue its experiment; False when the budget is spent."""
@@ -196,7 +200,7 @@ class Search:
         states = self.queue.states()
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             attrs = trial.user_attrs
-            here = attrs.get("host") == socket.gethostname()
+            here = {key: attrs.get(key) for key in ("host", "workspace")} == where()
             if here and tracking.process_alive(attrs.get("pid", 0)):
                 continue
             if not here and time.time() - attrs.get("heartbeat", 0) < STALE_AFTER_S:
@@ -255,6 +259,11 @@ class Search:
             note += f" Best, on {self.search.objective.metric}: trial {best.number} ({self.experiment(best)}), {best.value:.4f}."
         for key, value in (tags | {"mlflow.note.content": note}).items():
             client.set_tag(self.run_id, key, str(value))
+
+
+def where() -> dict[str, str]:
+    """This host and clone: the trials this process queues run in this clone's DVC queue."""
+    return {"host": socket.gethostname(), "workspace": str(tracking.repo_root())}
 
 
 def study_figures(study: optuna.Study) -> dict[str, Any]:
