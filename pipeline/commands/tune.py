@@ -388,6 +388,12 @@ def main(file: Path = SEARCH_FILE, jobs: int = 1) -> None:
         )
     except (sqlalchemy.exc.SQLAlchemyError, OSError) as error:
         raise PipelineError(f"study storage {search.storage_url()}: {one_line(error)}") from None
+    if jobs > 1 and not paths.split_file("train").exists():
+        log.warning(
+            "%s is missing: each trial will download and split the data itself, and two doing so at once can "
+            "clash in DVC's run cache; run `make repro` (or `dvc pull`) first",
+            paths.split_file("train"),
+        )
     run_id = open_study_run(search, file, experiment_id, jobs)
     driver = Search(search, params, study, Queue(jobs), run_id)
     print(
