@@ -46,6 +46,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from pipeline import PipelineError, one_line, paths, tracking
 from pipeline.params import PARAMS_FILE, Params, YamlLoader, load_params, read_yaml
+from pipeline.files import save_json
 from pipeline.experiments import Queue, experiment_file, experiment_metrics
 from pipeline.search import SEARCH_FILE, SearchFile, load_search, make_sampler
 from pipeline.trials import TrialContext, context_file, make_pruner, open_storage
@@ -115,7 +116,7 @@ class Search:
             return False
         self.study.sampler = make_sampler(self.search, trial.number)
         chosen = {key: dimension.suggest(trial, key) for key, dimension in self.search.space.items()}
-        name = f"{self.name}-{trial.number}"
+        name = self.experiment(trial)
         self.note(trial, experiment=name)
         self.own(trial)
         context = TrialContext(
@@ -128,9 +129,7 @@ class Search:
             epoch_metric=self.search.objective.epoch_metric,
             study_run_id=self.run_id,
         )
-        path = context_file(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(context.model_dump_json())
+        save_json(context_file(name), context.model_dump())
         self.queue.submit(name, self.search.fixed | chosen)
         self.active[name] = trial
         log.info("trial %d queued as experiment %s: %s", trial.number, name, _params_text(chosen))
@@ -211,19 +210,22 @@ class Search:
                 self.own(trial)
                 self.active[name] = trial
                 continue
-            self.note(trial, outcome="killed")
-            self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-            if here:
-                context_file(name).unlink(missing_ok=True)
+            self.fail_killed(trial, name if here else None)
             log.warning("trial %d (%s) was left by a process that died: marked failed, not counted", trial.number, name)
 
     def cancel_all(self) -> None:
         for name, trial in list(self.active.items()):
             self.queue.cancel(name)
-            self.note(trial, outcome="killed")
-            self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-            context_file(name).unlink(missing_ok=True)
+            self.fail_killed(trial, name)
             del self.active[name]
+
+    def fail_killed(self, trial: FrozenTrial | optuna.Trial, name: str | None) -> None:
+        """Tell `trial` failed, uncounted: its experiment will never finish.  With its experiment's
+        `name` (a trial of this clone), remove its hand-over file too."""
+        self.note(trial, outcome="killed")
+        self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+        if name:
+            context_file(name).unlink(missing_ok=True)
 
     def run(self, jobs: int) -> None:
         self.take_over()
