@@ -1,13 +1,19 @@
-"""Real-world images of a digit in MNIST's format: what `predict`, the draw page and the photos stage feed the model.
+"""Real-world images of digits in MNIST's format: what `predict`, the draw page and the photos stages feed the model.
 
 MNIST's digits are light ink on black, size-normalised to fit a 20x20 box keeping their aspect
 ratio, anti-aliased, and centred by centre of mass in a 28x28 field (LeCun et al.).  `to_mnist`
-does the same to a photo or scan of any size: dark ink on light paper or light on dark, off-centre,
-with specks of noise, thin pen or thick marker.
+does the same to a photo or scan of one digit, of any size: dark ink on light paper or light on
+dark, off-centre, with specks of noise, thin pen or thick marker.  `segment` reads a row of digits
+(a number): each connected blob of ink is a digit, pieces one above the other are one digit (a
+broken stroke), specks are dropped, and a blob wider than SPLIT_WIDTH times the row's height is
+two digits touching, cut where the model is most confident of both halves.  The constants were
+chosen on numbers composed from MNIST's training digits (bench/segmentation.py), never its test ones.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,6 +29,25 @@ MIN_CONTRAST = 0.15  # ink must differ from the background by this share of the 
 BOX, FIELD = 20, 28  # MNIST: the digit fits a 20x20 box, centred in a 28x28 field
 STROKE = 2.5 / 20  # MNIST's typical stroke width as a share of the box; thinner pens are thickened to it
 MIN_BLOB = 0.1  # ink blobs smaller than this share of the largest are noise
+SHORT = 0.5  # in a number, a blob shorter than this share of the row's height is part of a digit ...
+SPECK = 0.25  # ... or noise, if its longer side is under this share of the row's height, or it is far from any
+MERGE_OVERLAP = 0.5  # blobs overlapping horizontally by this share of the narrower are one digit
+MIN_SPLIT_WIDTH = 0.8  # a blob narrower than this times the row's height is one digit ...
+SPLIT_WIDTH = 1.15  # ... one wider than this, two or more touching; in between, it is cut in two ...
+SPLIT_CONFIDENCE = 0.8  # ... when the model is this sure of both halves, and surer than of the whole
+MIN_PIECE = 0.2  # cuts no closer to a blob's ends than this share of the row's height
+CUTS = 12  # cuts tried per blob, evenly spaced
+MAX_DIGITS = 12  # a number longer than this is refused rather than read (a page of text, a barcode)
+
+Classifier = Callable[[np.ndarray], np.ndarray]  # uint8 digits (N, 28, 28) -> probabilities (N, 10)
+
+
+@dataclass(frozen=True)
+class Digit:
+    """One digit of a number: as MNIST would have it, and its box (left, top, right, bottom) in the image."""
+
+    image: np.ndarray
+    box: tuple[int, int, int, int]
 
 
 class ImageError(PipelineError):
@@ -63,10 +88,137 @@ def grey_levels(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float32) / 255
 
 
+def load_number(path: Path, classify: Classifier) -> list[Digit]:
+    """The digits in the image file at `path`, left to right, as `segment` finds them; ImageError names the file."""
+    try:
+        return segment(read_image(path), classify)
+    except ImageError as error:
+        raise ImageError(f"{path}: {error}") from None
+
+
 def to_mnist(grey: np.ndarray) -> np.ndarray:
     """The digit in grey image `grey` ([0, 1]) as MNIST would have it: uint8 (28, 28), ink bright on black."""
     ink = _ink(_reduce(grey))
-    mask = _digit_mask(ink)
+    return _normalise(ink, _digit_mask(ink))
+
+
+def segment(grey: np.ndarray, classify: Classifier) -> list[Digit]:
+    """The digits in grey image `grey`, a row of one or more, left to right, each normalised as `to_mnist`
+    does; `classify` chooses where touching digits are cut."""
+    reduced = _reduce(grey)
+    scale = grey.shape[1] / reduced.shape[1]
+    ink = _ink(reduced)
+    blobs, height = _blobs(ink > _otsu_threshold(ink))
+    digits = []
+    for blob in blobs:
+        window = _window(blob, pad=2 + height // 8)  # room for `_normalise`'s dilation and `_thicken`
+        corner = np.array([window[1].start, window[0].start] * 2)
+        for piece in _split(ink[window], blob[window], height, classify):
+            digits.append(Digit(_normalise(_beside(ink[window], piece), piece), _box(piece, corner, scale)))
+    if len(digits) > MAX_DIGITS:
+        raise ImageError(f"{len(digits)} digit-like shapes found, more than the {MAX_DIGITS} a number may have")
+    return sorted(digits, key=lambda digit: digit.box[0])
+
+
+def _blobs(mask: np.ndarray) -> tuple[list[np.ndarray], int]:
+    """The digit candidates in `mask`, and the row's height: connected blobs not much smaller than the
+    largest; a short blob (a broken stroke, a 5's detached bar) joined to the nearest tall one, or
+    dropped as noise when none is near; tall blobs one above the other merged."""
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
+    sizes = np.bincount(labels.ravel())[1:]
+    blobs = [labels == label for label in np.flatnonzero(sizes >= MIN_BLOB * sizes.max()) + 1]
+    height = max(_extent(blob)[0] for blob in blobs)
+    tall = sorted((blob for blob in blobs if _extent(blob)[0] >= SHORT * height), key=_columns)
+    for piece in (blob for blob in blobs if _extent(blob)[0] < SHORT * height):
+        gaps = [_gap(_columns(piece), _columns(blob)) for blob in tall]
+        if max(_extent(piece)) >= SPECK * height and min(gaps) <= SHORT * height:
+            tall[int(np.argmin(gaps))] |= piece
+    merged = tall[:1]
+    for blob in tall[1:]:
+        (left, right), (p_left, p_right) = _columns(blob), _columns(merged[-1])
+        if -_gap((left, right), (p_left, p_right)) >= MERGE_OVERLAP * min(right - left, p_right - p_left) + 1:
+            merged[-1] = merged[-1] | blob
+        else:
+            merged.append(blob)
+    return merged, height
+
+
+def _gap(span: tuple[int, int], other: tuple[int, int]) -> int:
+    """Empty columns between two column spans; negative: how many they share."""
+    return max(span[0], other[0]) - min(span[1], other[1]) - 1
+
+
+def _split(ink: np.ndarray, blob: np.ndarray, height: int, classify: Classifier) -> list[np.ndarray]:
+    """`blob` as one digit or, cut in two at the column where `classify` is most confident of both halves
+    (the product of their probabilities), as two, each split again.  A blob narrower than MIN_SPLIT_WIDTH
+    x `height` is one digit; one wider than SPLIT_WIDTH x `height` is two; in between, it is cut when
+    the model reads both halves as digits with a confidence (their product) of at least SPLIT_CONFIDENCE
+    and of more than the whole's."""
+    left, right = _columns(blob)
+    width = right - left + 1
+    if width <= MIN_SPLIT_WIDTH * height:
+        return [blob]
+    margin = max(1, round(MIN_PIECE * height))
+    cuts = np.unique(np.linspace(left + margin, right + 1 - margin, CUTS).round().astype(int))
+    halves = [(_before(blob, cut), blob & ~_before(blob, cut)) for cut in cuts]
+    halves = [(a, b) for a, b in halves if a.any() and b.any()]
+    if not halves:
+        return [blob]
+    pieces = [blob] + [half for pair in halves for half in pair]
+    confidence = classify(np.stack([_normalise(_beside(ink, piece), piece) for piece in pieces])).max(axis=1)
+    whole, split = confidence[0], confidence[1:].reshape(-1, 2).prod(axis=1)
+    if width <= SPLIT_WIDTH * height and not split.max() >= max(SPLIT_CONFIDENCE, whole):
+        return [blob]
+    first, second = halves[int(split.argmax())]
+    return _split(ink, first, height, classify) + _split(ink, second, height, classify)
+
+
+def _before(blob: np.ndarray, column: int) -> np.ndarray:
+    """The part of `blob` left of `column`."""
+    part = np.zeros_like(blob)
+    part[:, :column] = blob[:, :column]
+    return part
+
+
+def _beside(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`ink` within the columns of `mask`: a cut digit's neighbour left out."""
+    left, right = _columns(mask)
+    part = np.zeros_like(ink)
+    part[:, left : right + 1] = ink[:, left : right + 1]
+    return part
+
+
+def _columns(mask: np.ndarray) -> tuple[int, int]:
+    """The first and last column holding any of `mask`."""
+    columns = np.flatnonzero(mask.any(axis=0))
+    return int(columns[0]), int(columns[-1])
+
+
+def _extent(mask: np.ndarray) -> tuple[int, int]:
+    """The height and width of `mask`'s bounding box."""
+    rows, cols = np.nonzero(mask)
+    return int(np.ptp(rows)) + 1, int(np.ptp(cols)) + 1
+
+
+def _box(mask: np.ndarray, corner: np.ndarray, scale: float) -> tuple[int, int, int, int]:
+    """`mask`'s bounding box (left, top, right, bottom), moved by `corner` and scaled back to the
+    pixels of the image before `_reduce`."""
+    rows, cols = np.nonzero(mask)
+    box = corner + [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
+    return tuple(int(v) for v in np.round(box * scale))
+
+
+def _window(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
+    """The slices of `mask`'s bounding box widened by `pad` pixels (within the image)."""
+    rows, cols = np.nonzero(mask)
+    return np.s_[max(rows.min() - pad, 0) : rows.max() + 1 + pad, max(cols.min() - pad, 0) : cols.max() + 1 + pad]
+
+
+def _normalise(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The ink of the digit `mask` covers, size-normalised and centred as MNIST's."""
+    rows, cols = np.nonzero(mask)
+    window = _window(mask, pad=3 + max(np.ptp(rows), np.ptp(cols)) // 8)  # room for the dilation and `_thicken`
+    mask, ink = mask[window], ink[window]
     ink = _thicken(np.where(ndimage.binary_dilation(mask, iterations=2), ink, 0), mask)
     rows, cols = np.nonzero(ink > 0)
     ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
@@ -79,6 +231,27 @@ def to_mnist(grey: np.ndarray) -> np.ndarray:
     top, left = np.clip(np.round(FIELD / 2 - centre).astype(int), 0, np.array(FIELD) - box.shape)
     field[top : top + box.shape[0], left : left + box.shape[1]] = box
     return np.round(np.clip(field, 0, 1) * 255).astype(np.uint8)
+
+
+def photograph(digits: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """MNIST-style `digits` (uint8, 28 rows, light on dark: a digit, or a number composed of them) as an
+    RGB photo of ink on paper: dark ink on tinted paper, a random size and place on a page of random
+    size, uneven light, sensor noise."""
+    side = int(rng.integers(40, 300))  # the 28 rows' height in the photo, in pixels
+    size = np.maximum(1, np.round(np.array(digits.shape) * side / FIELD).astype(int))  # (rows, columns)
+    width, height = (rng.uniform(1.2, 3.0, 2) * size[::-1]).astype(int)
+    stroke = np.asarray(Image.fromarray(digits).resize(tuple(size[::-1]), Image.Resampling.BICUBIC), np.float32)
+    ink = np.zeros((height, width, 1), np.float32)
+    top, left = rng.integers(0, height - size[0] + 1), rng.integers(0, width - size[1] + 1)
+    ink[top : top + size[0], left : left + size[1], 0] = np.clip(stroke / 255, 0, 1)
+    paper = rng.uniform(0.7, 0.95) + rng.uniform(-0.04, 0.04, 3).astype(np.float32)
+    pen = rng.uniform(0.05, 0.35) + rng.uniform(-0.05, 0.05, 3).astype(np.float32)
+    angle, brightness, noise = rng.uniform(0, 2 * np.pi), rng.uniform(0, 0.2), rng.uniform(0.01, 0.04)
+    y = np.arange(height, dtype=np.float32)[:, None, None] / max(height, width)
+    x = np.arange(width, dtype=np.float32)[None, :, None] / max(height, width)
+    light = 1 + brightness * (np.cos(angle) * x + np.sin(angle) * y - 0.5)
+    rgb = (paper * (1 - ink) + pen * ink) * light + noise * rng.standard_normal(ink.shape, np.float32)
+    return Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
 
 
 def _reduce(grey: np.ndarray) -> np.ndarray:

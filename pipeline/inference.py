@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import PipelineError, one_line, paths
-from pipeline.images import ImageError, load_digit
+from pipeline.images import Digit, ImageError, load_number
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 REGISTRY_SCHEMES = ("models:/", "runs:/")
-BATCH_SIZE = 256  # images per forward pass when predicting files
 TOP = 3  # the most likely digits each file row lists
 
 
@@ -80,20 +79,36 @@ def _mlflow_predictor(uri: str) -> Predictor:
 
 
 def predict_files(files: list[Path], predictor: Predictor) -> list[dict]:
-    """One row per file: digit, confidence and top 3 [(digit, probability)], or the error."""
-    rows, digits = [], []
-    for path in files:
-        try:
-            digits.append(load_digit(path))
-            rows.append({"file": str(path)})
-        except ImageError as error:
-            rows.append({"file": str(path), "error": str(error)})
-    readable = [row for row in rows if "error" not in row]
-    if readable:
-        for row, probabilities in zip(
-            readable, predict_in_batches(predictor, np.stack(digits), BATCH_SIZE), strict=True
-        ):
-            top = np.argsort(probabilities)[::-1][:TOP]
-            row["digit"], row["confidence"] = int(top[0]), float(probabilities[top[0]])
-            row["top3"] = [[int(d), round(float(probabilities[d]), 6)] for d in top]
-    return rows
+    """One row per file: the number (a string of digits, left to right), its confidence (the product of
+    its digits', the chance all are right if their errors are independent), and per digit its box
+    (left, top, right, bottom pixels), confidence and top 3 [(digit, probability)]; or the error."""
+    return [read_file(path, predictor)[0] for path in files]
+
+
+def read_file(path: Path, predictor: Predictor) -> tuple[dict, list[Digit]]:
+    """A `predict_files` row for the image at `path`, and its digits as the model saw them."""
+    try:
+        digits = load_number(path, predictor)
+    except ImageError as error:
+        return {"file": str(path), "error": str(error)}, []
+    return {"file": str(path)} | read_number(digits, predictor), digits
+
+
+def read_number(digits: list[Digit], predictor: Predictor) -> dict:
+    """The number `digits` spell as `predictor` reads them: a `predict_files` row without its file."""
+    read = []
+    for digit, probabilities in zip(digits, predictor(np.stack([d.image for d in digits])), strict=True):
+        top = np.argsort(probabilities)[::-1][:TOP]
+        read.append(
+            {
+                "digit": int(top[0]),
+                "confidence": float(probabilities[top[0]]),
+                "top3": [[int(d), round(float(probabilities[d]), 6)] for d in top],
+                "box": list(digit.box),
+            }
+        )
+    return {
+        "number": "".join(str(d["digit"]) for d in read),
+        "confidence": float(np.prod([d["confidence"] for d in read])),
+        "digits": read,
+    }

@@ -142,6 +142,7 @@ class EvaluateParams(Section):
     batch_size: int = Field(ge=1, description="an integer >= 1")
     latency_runs: int = Field(ge=1, description="an integer >= 1")
     grid_size: int = Field(ge=1, le=100, description="a number of images in [1, 100]")
+    explain_images: int = Field(ge=1, description="a number of test images >= 1")
 
 
 class ExportParams(Section):
@@ -159,6 +160,22 @@ class PhotosParams(Section):
 
     seed: int
     count: int = Field(ge=1, description="a number of test images >= 1")
+
+
+class NumbersParams(Section):
+    """numbers stage: numbers composed of test digits, photographed, read back through `predict`."""
+
+    seed: int
+    count: int = Field(ge=1, description="a number of composed numbers >= 1")
+    min_digits: int = Field(ge=1, le=12, description="a number of digits in [1, 12]")
+    max_digits: int = Field(ge=1, le=12, description="a number of digits in [1, 12]")
+    touching: float = Field(ge=0, le=1, description="a share of adjacent pairs in [0, 1]")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NumbersParams:
+        if self.min_digits > self.max_digits:
+            raise ValueError("expected min_digits <= max_digits")
+        return self
 
 
 class BaselineParams(Section):
@@ -189,6 +206,7 @@ class Params(Section):
     evaluate: EvaluateParams
     export: ExportParams
     photos: PhotosParams
+    numbers: NumbersParams
     baseline: BaselineParams
     mlflow: MlflowParams
 

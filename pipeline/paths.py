@@ -45,6 +45,14 @@ EXPORT_SPEED = Path("metrics/speed/export.json")
 PHOTOS = Path("data/photos.npz")  # photographed test digits, read back and normalised
 PHOTOS_PLOT = Path("reports/photos.png")
 PHOTOS_METRICS = Path("metrics/photos.json")
+NUMBERS_METRICS = Path("metrics/numbers.json")  # numbers composed of test digits, photographed and read back
+NUMBERS_PLOT = Path("reports/numbers.png")
+NUMBERS_READ = Path("reports/numbers.csv")  # each composed number and what was read
+
+EXPLAIN_METRICS = Path("metrics/CNN/explain.json")  # the saliency maps' deletion test
+EXPLAINED_PLOT = Path("reports/misclassified_explained.png")
+MODEL_CARD = Path("reports/model_card.md")
+CONFUSED_PLOT = Path("reports/confused_pairs.png")
 
 COMPARE_METRICS = Path("metrics/compare.json")
 COMPARISON_REPORT = Path("reports/comparison.md")

@@ -10,6 +10,7 @@ import pandas as pd
 from matplotlib import ticker
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from pipeline.files import atomic_write
@@ -85,6 +86,62 @@ def photos(photos: list[np.ndarray], digits: list[np.ndarray], captions: list[st
     for axes in figure.axes:
         axes.set_axis_off()
     figure.suptitle("Test digits photographed (rendered), and what predict makes of them")
+    return figure
+
+
+def numbers(photos: list[np.ndarray], captions: list[str], wrong: np.ndarray) -> Figure:
+    """Photographed numbers, one above another, each captioned with what was read (mistakes in red)."""
+    figure = Figure(figsize=(7, 1.6 * len(photos)), layout="constrained")
+    for axes, photo, caption, is_wrong in zip(np.atleast_1d(figure.subplots(len(photos), 1)), photos, captions, wrong, strict=True):
+        axes.imshow(photo)
+        axes.set_title(caption, fontsize=10, color="tab:red" if is_wrong else "black")
+        axes.set_axis_off()
+    figure.suptitle("Numbers composed of test digits, photographed (rendered), and what predict reads")
+    return figure
+
+
+def saliency_rows(digits: np.ndarray, maps: dict[str, np.ndarray], captions: list[str], title: str) -> Figure:
+    """A column per digit: the digit as the model saw it, then each map (by name) over it."""
+    rows = 1 + len(maps)
+    figure = Figure(figsize=(1.7 * max(len(digits), 2), 1.8 * rows), layout="constrained")
+    cells = np.asarray(figure.subplots(rows, max(len(digits), 2))).reshape(rows, -1)
+    for column, (digit, caption) in enumerate(zip(digits, captions, strict=True)):
+        cells[0, column].imshow(digit, cmap="gray_r", vmin=0, vmax=255)
+        cells[0, column].set_title(caption, fontsize=8)
+        for row, (name, saliency) in enumerate(maps.items(), start=1):
+            overlay(cells[row, column], digit, saliency[column])
+            cells[row, column].set_title(name, fontsize=8)
+    for axes in figure.axes:
+        axes.set_axis_off()
+    figure.suptitle(title)
+    return figure
+
+
+def overlay(axes: Axes, digit: np.ndarray, saliency: np.ndarray) -> None:
+    """`saliency` ([0, 1], 28x28) in warm colours over the grey `digit`."""
+    axes.imshow(digit, cmap="gray_r", vmin=0, vmax=255)
+    axes.imshow(saliency, cmap="inferno", alpha=0.6 * saliency, vmin=0, vmax=1)
+
+
+def explained_number(photo: np.ndarray, number: dict, digits: list[np.ndarray], maps: np.ndarray, map_name: str) -> Figure:
+    """An image with a box round each digit found, above each digit as the model saw it with its map."""
+    columns = max(len(digits), 2)
+    figure = Figure(figsize=(max(1.8 * columns, 5), 5.2), layout="constrained")
+    top, bottom = figure.subfigures(2, 1, height_ratios=[1.4, 1])
+    axes = top.subplots()
+    axes.imshow(photo, cmap="gray", vmin=0, vmax=1)
+    for read in number["digits"]:
+        left, upper, right, lower = read["box"]
+        axes.add_patch(Rectangle((left, upper), right - left, lower - upper, fill=False, color="tab:red", lw=1.5))
+        axes.text(left, upper, str(read["digit"]), color="tab:red", va="bottom", fontsize=12, weight="bold")
+    axes.set_title(f"read {number['number']} ({number['confidence']:.1%})")
+    axes.set_axis_off()
+    for cell, digit, saliency, read in zip(np.atleast_1d(bottom.subplots(1, columns)), digits, maps, number["digits"], strict=False):
+        overlay(cell, digit, saliency)
+        cell.set_title(f"{read['digit']} ({read['confidence']:.1%})", fontsize=9)
+    for cell in bottom.axes:
+        cell.set_axis_off()
+    bottom.suptitle(f"{map_name} map: where the model looked", fontsize=10)
     return figure
 
 

@@ -88,14 +88,18 @@ def test_declared_outputs_match_the_code():
             paths.TEST_PROBABILITIES,
             paths.CNN_METRICS,
             paths.PER_CLASS_METRICS,
+            paths.EXPLAIN_METRICS,
             paths.INFERENCE_SPEED,
             paths.CNN_PREDICTIONS,
             paths.CLASSIFICATION_REPORT,
             *evaluate.FIGURES,
+            paths.EXPLAINED_PLOT,
         ),
         "export": (paths.ONNX_MODEL, paths.INT8_MODEL, paths.EXPORT_METRICS, paths.EXPORT_SPEED),
         "photograph": (paths.PHOTOS, paths.PHOTOS_PLOT),
         "photos": (paths.PHOTOS_METRICS,),
+        "numbers": (paths.NUMBERS_METRICS, paths.NUMBERS_READ, paths.NUMBERS_PLOT),
+        "card": (paths.MODEL_CARD, paths.CONFUSED_PLOT),
         "baseline": (
             paths.BASELINE_MODEL,
             paths.BASELINE_RUN,
@@ -153,5 +157,7 @@ def test_committed_metrics_and_plots_are_declared_at_top_level():
         paths.CLASSIFICATION_REPORT,
         paths.COMPARISON_REPORT,
         paths.CLASS_COUNTS,
+        paths.NUMBERS_READ,
+        paths.MODEL_CARD,
     )
     assert uncached - declared == {str(p) for p in rest}

@@ -1,9 +1,12 @@
-"""`python -m pipeline predict PATH...`: the digit in each image, normalised as MNIST was made.
+"""`python -m pipeline predict PATH...`: the number in each image (one digit or a row of several).
 
 PATHs are image files (PNG, JPEG, BMP, GIF (first frame), TIFF, WebP), folders (their images, recursively)
-or quoted globs.  Each image goes through `pipeline.images.load_digit`; one that cannot be read or
-holds no digit gets a one-line error on stderr while the others are still predicted, and the exit
-code is then 1.  Output: a table, or `--json` / `--csv` for machines.
+or quoted globs.  Each image goes through `pipeline.images.load_number`: its digits found, split
+where they touch, and normalised as MNIST was made.  An image that cannot be read or holds no digit
+gets a one-line error on stderr while the others are still read, and the exit code is then 1.
+Output: a table, or `--json` / `--csv` for machines; `"number"` is a string of digits ("0042").
+`--explain DIR` also writes DIR/<image name>.png: the image with a box round each digit, and each
+digit with its occlusion map (pipeline.explain: it works on any model, the ONNX export included).
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from pipeline import PipelineError
 from pipeline.commands import add_model
-from pipeline.inference import TOP, default_model, load_predictor, predict_files
+from pipeline.inference import TOP, Predictor, default_model, load_predictor, predict_files, read_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -38,26 +43,53 @@ def image_files(patterns: list[str]) -> list[Path]:
 
 
 def render(rows: list[dict], output: str) -> str:
-    """The predicted rows as a table, JSON (errors included) or CSV (an error column)."""
+    """The rows as a table, JSON (errors included) or CSV (an error column)."""
     if output == "json":
         return "[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]"  # a row per line
     if output == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, ["file", "digit", "confidence", "top3", "error"], lineterminator="\n")
+        writer = csv.DictWriter(buffer, ["file", "number", "confidence", "digits", "boxes", "error"], lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            top = " ".join(f"{d}:{p:.4f}" for d, p in row.get("top3", []))
-            writer.writerow(
-                row | {"top3": top} | ({"confidence": f"{row['confidence']:.4f}"} if "digit" in row else {})
-            )
+            writer.writerow(row | _csv_digits(row.get("digits", [])) | _csv_confidence(row))
         return buffer.getvalue().rstrip("\n")
     predicted = [row for row in rows if "error" not in row]
     width = max([len("file"), *(len(row["file"]) for row in predicted)])
-    lines = [f"{'file':<{width}}  digit  confidence  top {TOP}"]
+    lines = [f"{'file':<{width}}  {'number':>8}  confidence  digits (top {TOP} each)"]
     for row in predicted:
-        top = ", ".join(f"{d} {p:.1%}" for d, p in row["top3"])
-        lines.append(f"{row['file']:<{width}}  {row['digit']:>5}  {row['confidence']:>10.1%}  {top}")
+        digits = "; ".join(", ".join(f"{d} {p:.1%}" for d, p in digit["top3"]) for digit in row["digits"])
+        lines.append(f"{row['file']:<{width}}  {row['number']:>8}  {row['confidence']:>10.1%}  {digits}")
     return "\n".join(lines)
+
+
+def _csv_digits(digits: list[dict]) -> dict:
+    """The digits' top 3 (`digit:p digit:p ...`, digits separated by `|`) and boxes (`left top right bottom`, likewise)."""
+    return {
+        "digits": "|".join(" ".join(f"{d}:{p:.4f}" for d, p in digit["top3"]) for digit in digits),
+        "boxes": "|".join(" ".join(map(str, digit["box"])) for digit in digits),
+    }
+
+
+def _csv_confidence(row: dict) -> dict:
+    return {"confidence": f"{row['confidence']:.4f}"} if "number" in row else {}
+
+
+def write_explanations(files: list[Path], predictor: Predictor, folder: Path) -> list[dict]:
+    """`predict_files`' rows, and for each image read, `folder`/<name>.png: its digits boxed, each with its
+    occlusion map."""
+    from pipeline import explain, plots  # matplotlib: only with --explain
+    from pipeline.images import read_image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for path in files:
+        row, digits = read_file(path, predictor)
+        rows.append(row)
+        if digits:
+            images = np.stack([digit.image for digit in digits])
+            maps = explain.occlusion(predictor, images, np.array([d["digit"] for d in row["digits"]]))
+            plots.save(plots.explained_number(read_image(path), row, list(images), maps, "occlusion"), folder / f"{path.stem}.png")
+    return rows
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,14 +97,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     formats = parser.add_mutually_exclusive_group()
     formats.add_argument("--json", dest="output", action="store_const", const="json", default="table")
     formats.add_argument("--csv", dest="output", action="store_const", const="csv")
+    parser.add_argument("--explain", type=Path, metavar="DIR", help="write each image's digits and saliency maps here")
     add_model(parser)
 
 
-def main(paths: list[str], model: str | None = None, output: str = "table") -> int:
+def main(paths: list[str], model: str | None = None, output: str = "table", explain: Path | None = None) -> int:
     files = image_files(paths)
     if not files:
         raise PipelineError(f"no image files in {' '.join(paths)} (expected {', '.join(sorted(IMAGE_SUFFIXES))})")
-    rows = predict_files(files, load_predictor(model or default_model()))
+    predictor = load_predictor(model or default_model())
+    rows = write_explanations(files, predictor, explain) if explain else predict_files(files, predictor)
     for row in rows:
         if "error" in row:
             print(f"error: {row['error']}", file=sys.stderr)

@@ -4,7 +4,9 @@ Writes metrics/CNN.json (test and validation accuracy and loss: validation is wh
 on, test is only reported), per-digit and macro precision/recall/F1 on the test set, inference speed
 (throughput, timed on the scoring pass itself, and single-image latency), per-image predictions
 (DVC's confusion plot and the compare stage read them), the test probabilities (the export's
-reference), and figures: confusion matrix, misclassified and sample predictions, training curves.
+reference), the saliency maps' deletion test on the first `explain_images` test digits
+(metrics/CNN/explain.json, pipeline.explain), and figures: confusion matrix, misclassified digits
+(alone and with their Grad-CAM and occlusion maps), sample predictions, training curves.
 """
 
 from __future__ import annotations
@@ -15,19 +17,22 @@ import logging
 import keras
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from sklearn.metrics import classification_report
 
-from pipeline import paths, plots, training
+from pipeline import explain, paths, plots, training
 from pipeline.files import atomic_write, save_json, save_npz
+from pipeline.inference import keras_predictor
 from pipeline.params import load_params
 from pipeline.scoring import classification_metrics, save_predictions, timed_predictions
 
 log = logging.getLogger(__name__)
 FIGURES = (paths.CONFUSION_PLOT, paths.MISCLASSIFIED_PLOT, paths.SAMPLES_PLOT, paths.CURVES_PLOT)
+EXPLAINED = 8  # misclassified digits shown with their maps
 
 
 def figures(images: np.ndarray, table: pd.DataFrame, history: pd.DataFrame, kept_epoch: int, grid_size: int) -> dict:
-    """Every figure of the stage, keyed by the path it is saved to."""
+    """Every figure of the stage but the maps, keyed by the path it is saved to."""
     wrong = table[table.actual != table.predicted].sort_values("confidence", ascending=False).head(grid_size)
     sample = table.head(grid_size)
     return {
@@ -46,6 +51,26 @@ def figures(images: np.ndarray, table: pd.DataFrame, history: pd.DataFrame, kept
         ),
         paths.CURVES_PLOT: plots.training_curves(history, kept_epoch),
     }
+
+
+def explained_mistakes(model, images: np.ndarray, table: pd.DataFrame) -> Figure:  # model: keras.Model
+    """The most confident mistakes, each with its Grad-CAM and occlusion maps for the digit read."""
+    wrong = table[table.actual != table.predicted].sort_values("confidence", ascending=False).head(EXPLAINED)
+    digits, classes = images[wrong.index], wrong.predicted.to_numpy()
+    maps = {
+        "Grad-CAM": explain.grad_cam(model, digits, classes),
+        "occlusion": explain.occlusion(keras_predictor(model), digits, classes),
+    }
+    captions = [f"true {r.actual}, read {r.predicted} ({r.confidence:.0%})" for r in wrong.itertuples()]
+    return plots.saliency_rows(digits, maps, captions, "Misclassified test digits: where the model looked")
+
+
+def deletion_test(model, digits: np.ndarray) -> dict:
+    """The deletion test of occlusion's and Grad-CAM's maps against a random order, on `digits`."""
+    predictor = keras_predictor(model)
+    classes = predictor(digits).argmax(axis=1)
+    maps = {"occlusion": explain.occlusion(predictor, digits, classes), "grad_cam": explain.grad_cam(model, digits, classes)}
+    return explain.deletion_test(predictor, digits, classes, maps, seed=0)
 
 
 def headline(test: dict, validation: dict) -> dict:
@@ -73,9 +98,12 @@ def main() -> None:
     table = save_predictions(paths.CNN_PREDICTIONS, actual, probabilities)
     with atomic_write(paths.CLASSIFICATION_REPORT) as tmp:
         tmp.write_text(classification_report(actual, table.predicted, digits=4, zero_division=0))
+    save_json(paths.EXPLAIN_METRICS, deletion_test(model, images[: params.explain_images]))
     kept_epoch = json.loads(paths.TRAIN_METRICS.read_text())["kept_epoch"]
-    for path, figure in figures(images, table, pd.read_csv(paths.HISTORY), kept_epoch, params.grid_size).items():
+    history = pd.read_csv(paths.HISTORY)
+    for path, figure in figures(images, table, history, kept_epoch, params.grid_size).items():
         plots.save(figure, path)
+    plots.save(explained_mistakes(model, images, table), paths.EXPLAINED_PLOT)
 
     log.info(
         "test accuracy %.4f, loss %.4f, macro F1 %.4f (validation accuracy %.4f); %s images/s, latency %s ms",

@@ -22,30 +22,12 @@ from PIL import Image
 
 from pipeline import paths, plots
 from pipeline.files import save_npz
-from pipeline.images import ImageError, load_digit
+from pipeline.images import ImageError, load_digit, photograph
 from pipeline.params import load_params
 
 log = logging.getLogger(__name__)
 SHOWN = 8  # photos in the report figure
 UNREADABLE = np.zeros((28, 28), np.uint8)  # what a photo with no digit found stands as
-
-
-def photograph(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """MNIST `digit` (uint8 28x28, light on dark) as an RGB photo of ink on paper."""
-    side = int(rng.integers(40, 300))  # the 28x28 field's size in the photo, in pixels
-    width, height = (rng.uniform(1.2, 3.0, 2) * side).astype(int)
-    stroke = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC), np.float32) / 255
-    ink = np.zeros((height, width, 1), np.float32)
-    top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
-    ink[top : top + side, left : left + side, 0] = np.clip(stroke, 0, 1)
-    paper = rng.uniform(0.7, 0.95) + rng.uniform(-0.04, 0.04, 3).astype(np.float32)
-    pen = rng.uniform(0.05, 0.35) + rng.uniform(-0.05, 0.05, 3).astype(np.float32)
-    angle, brightness, noise = rng.uniform(0, 2 * np.pi), rng.uniform(0, 0.2), rng.uniform(0.01, 0.04)
-    y = np.arange(height, dtype=np.float32)[:, None, None] / max(height, width)
-    x = np.arange(width, dtype=np.float32)[None, :, None] / max(height, width)
-    light = 1 + brightness * (np.cos(angle) * x + np.sin(angle) * y - 0.5)
-    rgb = (paper * (1 - ink) + pen * ink) * light + noise * rng.standard_normal(ink.shape, np.float32)
-    return Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
 
 
 def photo_file(folder: Path, index: int) -> Path:

@@ -32,7 +32,9 @@ METRICS = (  # the order of dvc.yaml's top-level `metrics:`
     paths.TRAIN_METRICS,
     paths.PER_CLASS_METRICS,
     paths.EXPORT_METRICS,
+    paths.EXPLAIN_METRICS,
     paths.PHOTOS_METRICS,
+    paths.NUMBERS_METRICS,
     paths.BASELINE_METRICS,
     paths.COMPARE_METRICS,
     paths.DATA_METRICS,
@@ -55,6 +57,11 @@ REPORTS = (
     paths.SAMPLES_PLOT,
     paths.COMPARISON_PLOT,
     paths.PHOTOS_PLOT,
+    paths.EXPLAINED_PLOT,
+    paths.NUMBERS_PLOT,
+    paths.NUMBERS_READ,
+    paths.MODEL_CARD,
+    paths.CONFUSED_PLOT,
 )
 FINGERPRINTED = (
     paths.RAW_DATA,

@@ -16,7 +16,7 @@ import pytest
 from pipeline import PipelineError
 from pipeline.inference import load_predictor, predict_files
 from pipeline.commands.predict import image_files
-from pipeline.stages.photograph import photograph
+from pipeline.images import photograph
 from tests.digits import font_mnist
 from tests.mnist_files import REPO
 
