@@ -2,7 +2,7 @@
 
 Each setting is tried on the same numbers, composed, photographed and read back exactly as the numbers
 stage does it, but from the preprocessed training split (never the test set, which only the stage
-reads), with the exported model of the last `dvc repro`.
+reads), with the exported model and touching-digits detector of the last `dvc repro`.
 
     python bench/segmentation.py                                   # the committed settings
     python bench/segmentation.py SPLIT_GAIN=1.2,1.5 SPLIT_WIDTH=1.15,1.3 --count 300
@@ -37,7 +37,8 @@ def main() -> None:
         for name, value in zip(names, setting, strict=True):
             setattr(images, name, value)  # read at call time; the pool's forked workers inherit it
         with tempfile.TemporaryDirectory() as folder:
-            table = numbers.read_all(train_images, train_labels, params, paths.ONNX_MODEL, Path(folder))
+            models = (paths.ONNX_MODEL, paths.TOUCHING_MODEL)
+            table = numbers.read_all(train_images, train_labels, params, models, Path(folder))
         metrics = numbers.number_metrics(table)
         label = " ".join(f"{n}={v}" for n, v in zip(names, setting, strict=True)) or "committed"
         print(

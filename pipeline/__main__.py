@@ -30,6 +30,7 @@ SUBCOMMANDS = {  # name: (module, summary)
     "export": Subcommand("pipeline.stages.export", "the CNN as ONNX, float32 and int8, checked against Keras"),
     "photograph": Subcommand("pipeline.stages.photograph", "test digits rendered as photos and read back"),
     "photos": Subcommand("pipeline.stages.photos", "the exported model on the photographed digits"),
+    "segmenter": Subcommand("pipeline.stages.segmenter", "the touching-digits detector of predict's segmentation"),
     "numbers": Subcommand("pipeline.stages.numbers", "numbers composed of test digits, photographed and read"),
     "card": Subcommand("pipeline.stages.card", "reports/model_card.md from this execution's metrics"),
     "baseline": Subcommand("pipeline.stages.baseline", "logistic regression, in an MLflow training run"),

@@ -5,9 +5,10 @@ ratio, anti-aliased, and centred by centre of mass in a 28x28 field (LeCun et al
 does the same to a photo or scan of one digit, of any size: dark ink on light paper or light on
 dark, off-centre, with specks of noise, thin pen or thick marker.  `segment` reads a row of digits
 (a number): each connected blob of ink is a digit, pieces one above the other are one digit (a
-broken stroke), specks are dropped, and a blob wider than SPLIT_WIDTH times the row's height is
-two digits touching, cut where the model is most confident of both halves.  The constants were
-chosen on numbers composed from MNIST's training digits (bench/segmentation.py), never its test ones.
+broken stroke), specks are dropped, and a blob the touching-digits detector (pipeline.touching)
+finds several digits in is cut where the digit model is most confident of both halves.  The
+detector learns, and the constants were chosen, on numbers composed from MNIST's training digits
+(bench/segmentation.py), never its test ones.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ MIN_BLOB = 0.1  # ink blobs smaller than this share of the largest are noise
 SHORT = 0.5  # in a number, a blob shorter than this share of the row's height is part of a digit ...
 SPECK = 0.25  # ... or noise, if its longer side is under this share of the row's height, or it is far from any
 MERGE_OVERLAP = 0.5  # blobs overlapping horizontally by this share of the narrower are one digit
-MIN_SPLIT_WIDTH = 0.8  # a blob narrower than this times the row's height is one digit ...
-SPLIT_WIDTH = 1.15  # ... one wider than this, two or more touching; in between, it is cut in two ...
-SPLIT_CONFIDENCE = 0.8  # ... when the model is this sure of both halves, and surer than of the whole
+MIN_SPLIT_WIDTH = 0.5  # a blob narrower than this times the row's height is one digit; a wider one is
+SPLIT_WIDTH = 1.15  # several touching if the detector says so, or without a detector, if wider than this
+REACH = 0.15  # a cut may wander this share of the row's height either side of its column
 MIN_PIECE = 0.2  # cuts no closer to a blob's ends than this share of the row's height
 CUTS = 12  # cuts tried per blob, evenly spaced
 MAX_DIGITS = 12  # a number longer than this is refused rather than read (a page of text, a barcode)
@@ -88,10 +89,10 @@ def grey_levels(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float32) / 255
 
 
-def load_number(path: Path, classify: Classifier) -> list[Digit]:
+def load_number(path: Path, classify: Classifier, touching: Classifier | None = None) -> list[Digit]:
     """The digits in the image file at `path`, left to right, as `segment` finds them; ImageError names the file."""
     try:
-        return segment(read_image(path), classify)
+        return segment(read_image(path), classify, touching)
     except ImageError as error:
         raise ImageError(f"{path}: {error}") from None
 
@@ -102,9 +103,9 @@ def to_mnist(grey: np.ndarray) -> np.ndarray:
     return _normalise(ink, _digit_mask(ink))
 
 
-def segment(grey: np.ndarray, classify: Classifier) -> list[Digit]:
+def segment(grey: np.ndarray, classify: Classifier, touching: Classifier | None = None) -> list[Digit]:
     """The digits in grey image `grey`, a row of one or more, left to right, each normalised as `to_mnist`
-    does; `classify` chooses where touching digits are cut."""
+    does; the `touching` detector tells which blobs hold several digits, and `classify` where to cut them."""
     reduced = _reduce(grey)
     scale = grey.shape[1] / reduced.shape[1]
     ink = _ink(reduced)
@@ -113,11 +114,17 @@ def segment(grey: np.ndarray, classify: Classifier) -> list[Digit]:
     for blob in blobs:
         window = _window(blob, pad=2 + height // 8)  # room for `_normalise`'s dilation and `_thicken`
         corner = np.array([window[1].start, window[0].start] * 2)
-        for piece in _split(ink[window], blob[window], height, classify):
+        for piece in _split(ink[window], blob[window], height, classify, touching):
             digits.append(Digit(_normalise(_beside(ink[window], piece), piece), _box(piece, corner, scale)))
     if len(digits) > MAX_DIGITS:
         raise ImageError(f"{len(digits)} digit-like shapes found, more than the {MAX_DIGITS} a number may have")
     return sorted(digits, key=lambda digit: digit.box[0])
+
+
+def blob_images(grey: np.ndarray) -> list[np.ndarray]:
+    """Each blob of ink `segment` would find in `grey` before cutting any, normalised as a digit."""
+    ink = _ink(_reduce(grey))
+    return [_normalise(_beside(ink, blob), blob) for blob in _blobs(ink > _otsu_threshold(ink))[0]]
 
 
 def _blobs(mask: np.ndarray) -> tuple[list[np.ndarray], int]:
@@ -148,35 +155,56 @@ def _gap(span: tuple[int, int], other: tuple[int, int]) -> int:
     return max(span[0], other[0]) - min(span[1], other[1]) - 1
 
 
-def _split(ink: np.ndarray, blob: np.ndarray, height: int, classify: Classifier) -> list[np.ndarray]:
-    """`blob` as one digit or, cut in two at the column where `classify` is most confident of both halves
-    (the product of their probabilities), as two, each split again.  A blob narrower than MIN_SPLIT_WIDTH
-    x `height` is one digit; one wider than SPLIT_WIDTH x `height` is two; in between, it is cut when
-    the model reads both halves as digits with a confidence (their product) of at least SPLIT_CONFIDENCE
-    and of more than the whole's."""
+def _split(
+    ink: np.ndarray, blob: np.ndarray, height: int, classify: Classifier, touching: Classifier | None
+) -> list[np.ndarray]:
+    """`blob` as one digit or, when it holds several touching, cut in two where `classify` is most confident
+    of both halves (the product of their probabilities, and of the detector's that each is one digit),
+    each half split again.  A blob narrower than
+    MIN_SPLIT_WIDTH x `height` is one digit; a wider one holds several if the `touching` detector says so
+    (pipeline.touching), or without it, if wider than SPLIT_WIDTH x `height`."""
     left, right = _columns(blob)
     width = right - left + 1
     if width <= MIN_SPLIT_WIDTH * height:
         return [blob]
+    if touching is None:
+        several = width > SPLIT_WIDTH * height
+    else:
+        several = touching(_normalise(_beside(ink, blob), blob)[None])[0].argmax() == 1
+    if not several:
+        return [blob]
     margin = max(1, round(MIN_PIECE * height))
     cuts = np.unique(np.linspace(left + margin, right + 1 - margin, CUTS).round().astype(int))
-    halves = [(_before(blob, cut), blob & ~_before(blob, cut)) for cut in cuts]
+    reach = round(REACH * height)
+    halves = [(part := _before(blob, cut, reach), blob & ~part) for cut in cuts]
     halves = [(a, b) for a, b in halves if a.any() and b.any()]
     if not halves:
         return [blob]
-    pieces = [blob] + [half for pair in halves for half in pair]
-    confidence = classify(np.stack([_normalise(_beside(ink, piece), piece) for piece in pieces])).max(axis=1)
-    whole, split = confidence[0], confidence[1:].reshape(-1, 2).prod(axis=1)
-    if width <= SPLIT_WIDTH * height and not split.max() >= max(SPLIT_CONFIDENCE, whole):
-        return [blob]
-    first, second = halves[int(split.argmax())]
-    return _split(ink, first, height, classify) + _split(ink, second, height, classify)
+    pieces = np.stack([_normalise(_beside(ink, half), half) for pair in halves for half in pair])
+    score = classify(pieces).max(axis=1)
+    if touching is not None:  # and as surely one digit each, rather than a fragment or two
+        score = score * touching(pieces)[:, 0]
+    first, second = halves[int(score.reshape(-1, 2).prod(axis=1).argmax())]
+    return _split(ink, first, height, classify, touching) + _split(ink, second, height, classify, touching)
 
 
-def _before(blob: np.ndarray, column: int) -> np.ndarray:
-    """The part of `blob` left of `column`."""
-    part = np.zeros_like(blob)
-    part[:, :column] = blob[:, :column]
+def _before(blob: np.ndarray, column: int, reach: int) -> np.ndarray:
+    """The part of `blob` left of the top-to-bottom path that crosses the least of it, starting near
+    `column` and staying within `reach` columns of it, one column left or right per row (a drop-fall
+    cut: where touching digits overlap, it follows the gap between them)."""
+    lo, hi = max(column - reach, 0), min(column + reach + 1, blob.shape[1])
+    cost = blob[:, lo:hi].astype(np.float32) + 1e-3 * np.abs(np.arange(lo, hi) - column)  # straight when free
+    total = cost[0].copy()
+    moves = np.zeros(cost.shape, int)
+    for row in range(1, len(cost)):
+        options = np.stack([np.r_[np.inf, total[:-1]], total, np.r_[total[1:], np.inf]])
+        moves[row] = options.argmin(axis=0) - 1
+        total = cost[row] + options.min(axis=0)
+    path = np.empty(len(cost), int)
+    path[-1] = int(total.argmin())
+    for row in range(len(cost) - 1, 0, -1):
+        path[row - 1] = path[row] + moves[row, path[row]]
+    part = blob & (np.arange(blob.shape[1]) < (lo + path)[:, None])
     return part
 
 

@@ -7,6 +7,7 @@ and MLflow are imported only when a model needs them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 from pipeline import PipelineError, one_line, paths
 from pipeline.images import Digit, ImageError, load_number
 
+log = logging.getLogger(__name__)
 Predictor = Callable[[np.ndarray], np.ndarray]
 REGISTRY_SCHEMES = ("models:/", "runs:/")
 TOP = 3  # the most likely digits each file row lists
@@ -78,17 +80,29 @@ def _mlflow_predictor(uri: str) -> Predictor:
         raise PipelineError(f"{uri}: cannot load from {tracking.tracking_uri()} ({one_line(error)})") from None
 
 
-def predict_files(files: list[Path], predictor: Predictor) -> list[dict]:
+def load_touching(path: Path | None = None) -> Predictor | None:
+    """The segmentation's touching-digits detector (the segmenter stage's export, or `path`); None when
+    there is none, and touching digits are then cut by their width alone (pipeline.images)."""
+    path = path or paths.TOUCHING_MODEL
+    if path.is_file():
+        return onnx_predictor(path)
+    if path != paths.TOUCHING_MODEL:
+        raise PipelineError(f"{path}: no such model file")
+    log.warning("%s not found (run dvc repro): touching digits are cut by their width alone", path)
+    return None
+
+
+def predict_files(files: list[Path], predictor: Predictor, touching: Predictor | None = None) -> list[dict]:
     """One row per file: the number (a string of digits, left to right), its confidence (the product of
     its digits', the chance all are right if their errors are independent), and per digit its box
     (left, top, right, bottom pixels), confidence and top 3 [(digit, probability)]; or the error."""
-    return [read_file(path, predictor)[0] for path in files]
+    return [read_file(path, predictor, touching)[0] for path in files]
 
 
-def read_file(path: Path, predictor: Predictor) -> tuple[dict, list[Digit]]:
+def read_file(path: Path, predictor: Predictor, touching: Predictor | None = None) -> tuple[dict, list[Digit]]:
     """A `predict_files` row for the image at `path`, and its digits as the model saw them."""
     try:
-        digits = load_number(path, predictor)
+        digits = load_number(path, predictor, touching)
     except ImageError as error:
         return {"file": str(path), "error": str(error)}, []
     return {"file": str(path)} | read_number(digits, predictor), digits

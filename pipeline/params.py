@@ -162,6 +162,16 @@ class PhotosParams(Section):
     count: int = Field(ge=1, description="a number of test images >= 1")
 
 
+class SegmenterParams(Section):
+    """segmenter stage: the touching-digits detector, trained on numbers composed of training digits."""
+
+    seed: int
+    examples: int = Field(ge=10, description="a number of training blobs >= 10")
+    epochs: int = Field(ge=1, description="an integer >= 1")
+    batch_size: int = Field(ge=1, description="an integer >= 1")
+    learning_rate: float = Field(gt=0, lt=1, description="a learning rate in (0, 1)")
+
+
 class NumbersParams(Section):
     """numbers stage: numbers composed of test digits, photographed, read back through `predict`."""
 
@@ -206,6 +216,7 @@ class Params(Section):
     evaluate: EvaluateParams
     export: ExportParams
     photos: PhotosParams
+    segmenter: SegmenterParams
     numbers: NumbersParams
     baseline: BaselineParams
     mlflow: MlflowParams

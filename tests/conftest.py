@@ -109,9 +109,10 @@ def digit_model(tmp_path_factory) -> SimpleNamespace:
     """The default CNN trained briefly on typeset digits (tests.digits), saved as .keras, ONNX and int8 ONNX.
 
     It really reads digits (over 95% right on typeset digits it never saw), so tests of predict, the
-    export, the REST server and the draw page can check answers, not just shapes.
+    export, the REST server and the draw page can check answers, not just shapes.  Beside it, a
+    touching-digits detector trained on numbers of typeset digits (pipeline.touching).
     """
-    from pipeline import training  # TensorFlow: only for the tests that need it
+    from pipeline import touching, training  # TensorFlow: only for the tests that need it
 
     params = params_with(
         {
@@ -120,17 +121,22 @@ def digit_model(tmp_path_factory) -> SimpleNamespace:
             "train.batch_size": 64,
             "train.ema_momentum": 0.0,
             "train.early_stopping_patience": 0,
+            "segmenter.examples": 4000,
+            "segmenter.epochs": 4,
         },
     )
     model = training.train(params, font_mnist(2000, seed=0), font_mnist(200, seed=1)).model  # as the stage saves it
     folder = tmp_path_factory.mktemp("digit_model")
     model.save(folder / "cnn.keras")
     training.export(model, folder / "cnn.onnx", folder / "cnn-int8.onnx", font_mnist(200, seed=4)[0], params)
+    detector, _ = touching.train(font_mnist(500, seed=5)[0], font_mnist(100, seed=6)[0], params.segmenter)
+    detector.export(str(folder / "touching.onnx"), format="onnx", verbose=False)
     return SimpleNamespace(
         model=model,
         keras_path=folder / "cnn.keras",
         onnx_path=folder / "cnn.onnx",
         int8_path=folder / "cnn-int8.onnx",
+        touching_path=folder / "touching.onnx",
     )
 
 

@@ -98,6 +98,7 @@ def test_declared_outputs_match_the_code():
         "export": (paths.ONNX_MODEL, paths.INT8_MODEL, paths.EXPORT_METRICS, paths.EXPORT_SPEED),
         "photograph": (paths.PHOTOS, paths.PHOTOS_PLOT),
         "photos": (paths.PHOTOS_METRICS,),
+        "segmenter": (paths.TOUCHING_MODEL, paths.SEGMENTER_METRICS),
         "numbers": (paths.NUMBERS_METRICS, paths.NUMBERS_READ, paths.NUMBERS_PLOT),
         "card": (paths.MODEL_CARD, paths.CONFUSED_PLOT),
         "baseline": (

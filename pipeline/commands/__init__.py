@@ -7,6 +7,7 @@ here declare the options several commands share.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_address(parser: argparse.ArgumentParser, port: int) -> None:
@@ -16,8 +17,11 @@ def add_address(parser: argparse.ArgumentParser, port: int) -> None:
 
 
 def add_model(parser: argparse.ArgumentParser) -> None:
-    """--model of a command that classifies images."""
+    """--model and --touching of a command that reads images."""
     parser.add_argument(
         "--model",
         help="a .keras or .onnx file, or an MLflow URI like models:/mnist-cnn@champion (default: models/cnn.onnx)",
+    )
+    parser.add_argument(
+        "--touching", type=Path, help="the touching-digits detector, .onnx (default: models/touching.onnx)"
     )

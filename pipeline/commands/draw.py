@@ -1,10 +1,11 @@
-"""`python -m pipeline draw`: a page to draw a digit on, showing the model's prediction live.
+"""`python -m pipeline draw`: a page to draw a digit, or a number, on, showing the model's reading live.
 
 The standard library's HTTP server and one HTML page (a canvas, probability bars, plain JavaScript):
 nothing to install, and nothing served but the page and `POST /predict`.  The page sends the canvas
-as a PNG while the pen moves and when it lifts; the server normalises it with the same code as
-`predict` (pipeline.images), so the page and the command line always agree, and answers with the
-digit, the ten probabilities and the 28x28 image the model saw.
+as a PNG while the pen moves and when it lifts; the server reads it with the same code as `predict`
+(pipeline.images.segment), so the page and the command line always agree, and answers with the
+number and, per digit, its ten probabilities, the 28x28 image the model saw and its occlusion map
+(pipeline.explain), which the page draws over it.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ import logging
 import threading
 from pathlib import Path
 
-from pipeline.images import ImageError, read_image, to_mnist
+import numpy as np
+
+from pipeline import explain
 from pipeline.commands import add_address, add_model
-from pipeline.inference import Predictor, default_model, load_predictor
+from pipeline.images import ImageError, read_image, segment
+from pipeline.inference import Predictor, default_model, load_predictor, load_touching
 
 log = logging.getLogger(__name__)
 PAGE = Path(__file__).with_name("draw.html")
@@ -28,6 +32,7 @@ MAX_UPLOAD = 5_000_000  # bytes: a 280x280 canvas is a few kB
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     predictor: Predictor
+    touching: Predictor | None
     lock: threading.Lock  # one prediction at a time: Keras models are not safe to call from many threads
 
     def do_GET(self) -> None:
@@ -42,19 +47,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not 0 < size <= MAX_UPLOAD:
             return self._reply(413, {"error": f"expected an image of 1 to {MAX_UPLOAD:,} bytes, got {size:,}"})
         try:
-            digit = to_mnist(read_image(io.BytesIO(self.rfile.read(size))))
+            grey = read_image(io.BytesIO(self.rfile.read(size)))
         except ImageError as error:
             return self._reply(422, {"error": str(error)})
         with self.lock:
-            probabilities = self.predictor(digit[None])[0]
-        return self._reply(
-            200,
-            {
-                "digit": int(probabilities.argmax()),
-                "probabilities": [round(float(p), 6) for p in probabilities],
-                "pixels": digit.tolist(),
-            },
-        )
+            try:
+                return self._reply(200, read_drawing(grey, self.predictor, self.touching))
+            except ImageError as error:
+                return self._reply(422, {"error": str(error)})
 
     def _reply(self, status: int, body: dict | bytes, content_type: str = "application/json") -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -68,9 +68,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         log.debug(format, *args)
 
 
-def make_server(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000) -> http.server.ThreadingHTTPServer:
+def read_drawing(grey: np.ndarray, predictor: Predictor, touching: Predictor | None) -> dict:
+    """The page's answer for a drawing: the number, and per digit (left to right) the digit read, its
+    ten probabilities, the 28x28 image the model saw and its occlusion map (both rows of 28 numbers)."""
+    images = np.stack([digit.image for digit in segment(grey, predictor, touching)])
+    probabilities = predictor(images)
+    maps = explain.occlusion(predictor, images, probabilities.argmax(axis=1))
+    return {
+        "number": "".join(str(d) for d in probabilities.argmax(axis=1)),
+        "digits": [
+            {
+                "digit": int(p.argmax()),
+                "probabilities": [round(float(v), 6) for v in p],
+                "pixels": image.tolist(),
+                "map": np.round(saliency, 3).tolist(),
+            }
+            for image, p, saliency in zip(images, probabilities, maps, strict=True)
+        ],
+    }
+
+
+def make_server(
+    predictor: Predictor, touching: Predictor | None, host: str = "127.0.0.1", port: int = 8000
+) -> http.server.ThreadingHTTPServer:
     """The page's server, bound but not yet serving (port 0: any free port)."""
-    handler = type("Handler", (_Handler,), {"predictor": staticmethod(predictor), "lock": threading.Lock()})
+    detector = staticmethod(touching) if touching else None
+    handler = type(
+        "Handler", (_Handler,), {"predictor": staticmethod(predictor), "touching": detector, "lock": threading.Lock()}
+    )
     return http.server.ThreadingHTTPServer((host, port), handler)
 
 
@@ -79,8 +104,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model(parser)
 
 
-def main(host: str = "127.0.0.1", port: int = 8000, model: str | None = None) -> None:
-    server = make_server(load_predictor(model or default_model()), host, port)
+def main(host: str = "127.0.0.1", port: int = 8000, model: str | None = None, touching: Path | None = None) -> None:
+    server = make_server(load_predictor(model or default_model()), load_touching(touching), host, port)
     print(f"Draw a digit: http://{host}:{server.server_address[1]}/  (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()

@@ -23,7 +23,7 @@ import numpy as np
 
 from pipeline import PipelineError
 from pipeline.commands import add_model
-from pipeline.inference import TOP, Predictor, default_model, load_predictor, predict_files, read_file
+from pipeline.inference import TOP, Predictor, default_model, load_predictor, load_touching, predict_files, read_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -74,7 +74,7 @@ def _csv_confidence(row: dict) -> dict:
     return {"confidence": f"{row['confidence']:.4f}"} if "number" in row else {}
 
 
-def write_explanations(files: list[Path], predictor: Predictor, folder: Path) -> list[dict]:
+def write_explanations(files: list[Path], predictor: Predictor, touching: Predictor | None, folder: Path) -> list[dict]:
     """`predict_files`' rows, and for each image read, `folder`/<name>.png: its digits boxed, each with its
     occlusion map."""
     from pipeline import explain, plots  # matplotlib: only with --explain
@@ -83,7 +83,7 @@ def write_explanations(files: list[Path], predictor: Predictor, folder: Path) ->
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for path in files:
-        row, digits = read_file(path, predictor)
+        row, digits = read_file(path, predictor, touching)
         rows.append(row)
         if digits:
             images = np.stack([digit.image for digit in digits])
@@ -101,12 +101,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model(parser)
 
 
-def main(paths: list[str], model: str | None = None, output: str = "table", explain: Path | None = None) -> int:
+def main(
+    paths: list[str], model: str | None = None, output: str = "table", explain: Path | None = None, touching: Path | None = None
+) -> int:
     files = image_files(paths)
     if not files:
         raise PipelineError(f"no image files in {' '.join(paths)} (expected {', '.join(sorted(IMAGE_SUFFIXES))})")
-    predictor = load_predictor(model or default_model())
-    rows = write_explanations(files, predictor, explain) if explain else predict_files(files, predictor)
+    predictor, detector = load_predictor(model or default_model()), load_touching(touching)
+    if explain:
+        rows = write_explanations(files, predictor, detector, explain)
+    else:
+        rows = predict_files(files, predictor, detector)
     for row in rows:
         if "error" in row:
             print(f"error: {row['error']}", file=sys.stderr)

@@ -4,7 +4,7 @@ Each number is `min_digits` to `max_digits` test digits side by side, their empt
 each a pixel or two up or down; a `touching` share of adjacent pairs are moved together until their
 strokes join, the others are 2 to 6 pixels apart.  The number is photographed as the photograph
 stage photographs a digit, saved as JPEG, and read back by `pipeline.images.load_number` with the
-ONNX export, `predict`'s default model, exactly as `predict` reads a file.  Metrics: sequence
+ONNX export and the touching-digits detector, `predict`'s default models, exactly as `predict` reads a file.  Metrics: sequence
 accuracy (the whole number right), digit accuracy (1 - edit distance / digits, so a digit missed,
 split in two or misread costs one), the share read with the right number of digits, and sequence
 accuracy on the numbers with a touching pair.  Numbers are rendered and read in parallel, each from
@@ -22,62 +22,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from scipy import ndimage
 
 from pipeline import paths, plots
+from pipeline.composition import compose
 from pipeline.files import atomic_write, save_json
 from pipeline.images import ImageError, load_number, photograph
 from pipeline.inference import Predictor, onnx_predictor, read_number
 from pipeline.params import NumbersParams, load_params
 
 log = logging.getLogger(__name__)
-ROWS = 32  # a number's height: 28 rows and room to move each digit up or down by 2
-MARGIN = 4  # empty columns either side of a number
 SHOWN = 6  # numbers in the report figure
-_predictor: Predictor  # each worker process's own model
+_models: tuple[Predictor, Predictor]  # each worker process's own digit model and touching-digits detector
 
 
-def compose(digits: np.ndarray, touching: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """MNIST `digits` (uint8 (N, 28, 28)) side by side as one number (uint8, ROWS rows): pair i touches
-    the next where `touching[i]`, else 2 to 6 empty columns apart."""
-    number = np.zeros((ROWS, MARGIN), np.uint8)
-    for i, digit in enumerate(digits):
-        columns = np.flatnonzero(digit.max(axis=0))
-        glyph = np.zeros((ROWS, columns[-1] - columns[0] + 1), np.uint8)
-        top = rng.integers(0, ROWS - 28 + 1)
-        glyph[top : top + 28] = digit[:, columns[0] : columns[-1] + 1]
-        if i and touching[i - 1]:
-            number = _touching(number, glyph)
-        else:
-            number = _place(number, glyph, number.shape[1] + (int(rng.integers(2, 7)) if i else 0))
-    return np.pad(number, ((0, 0), (0, MARGIN)))
-
-
-def _place(number: np.ndarray, glyph: np.ndarray, left: int) -> np.ndarray:
-    """`number` with `glyph` drawn from column `left` on (ink over ink keeps the darker)."""
-    placed = np.zeros((ROWS, max(number.shape[1], left + glyph.shape[1])), np.uint8)
-    placed[:, : number.shape[1]] = number
-    placed[:, left : left + glyph.shape[1]] = np.maximum(placed[:, left : left + glyph.shape[1]], glyph)
-    return placed
-
-
-def _touching(number: np.ndarray, glyph: np.ndarray) -> np.ndarray:
-    """`number` with `glyph` moved left against it until their strong strokes join."""
-    for overlap in range(glyph.shape[1]):
-        placed = _place(number, glyph, number.shape[1] - overlap)
-        strokes, _ = ndimage.label(placed >= 128, structure=np.ones((3, 3)))
-        before = np.zeros_like(placed, bool)
-        before[:, : number.shape[1]] = number >= 128
-        after = np.zeros_like(placed, bool)
-        after[:, number.shape[1] - overlap :] = glyph >= 128
-        if np.intersect1d(strokes[before], strokes[after]).any():  # label 0 is background: never shared
-            return placed
-    return placed
-
-
-def _load_model(path: Path) -> None:
-    global _predictor
-    _predictor = onnx_predictor(path)
+def _load_models(model: Path, touching: Path) -> None:
+    global _models
+    _models = onnx_predictor(model), onnx_predictor(touching)
 
 
 def photograph_and_read(digits: np.ndarray, touching: np.ndarray, index: int, seed: int, folder: Path) -> str | None:
@@ -87,7 +47,7 @@ def photograph_and_read(digits: np.ndarray, touching: np.ndarray, index: int, se
     path = folder / f"number-{index:05d}.jpg"
     photograph(compose(digits, touching, rng), rng).save(path, quality=int(rng.integers(60, 95)))
     try:
-        return read_number(load_number(path, _predictor), _predictor)["number"]
+        return read_number(load_number(path, *_models), _models[0])["number"]
     except ImageError:
         return None
 
@@ -102,12 +62,14 @@ def draw_numbers(labels: np.ndarray, params: NumbersParams) -> list[tuple[np.nda
     return numbers
 
 
-def read_all(images: np.ndarray, labels: np.ndarray, params: NumbersParams, model: Path, folder: Path) -> pd.DataFrame:
+def read_all(
+    images: np.ndarray, labels: np.ndarray, params: NumbersParams, models: tuple[Path, Path], folder: Path
+) -> pd.DataFrame:
     """Every number of `draw_numbers` composed of `images`, photographed into `folder` and read back with
-    `model`, on every core: a row per number (truth, read, touching)."""
+    `models` (the digit model and the touching-digits detector), on every core: a row per number."""
     numbers = draw_numbers(labels, params)
     workers = len(os.sched_getaffinity(0))
-    with concurrent.futures.ProcessPoolExecutor(workers, initializer=_load_model, initargs=(model,)) as pool:
+    with concurrent.futures.ProcessPoolExecutor(workers, initializer=_load_models, initargs=models) as pool:
         read = list(
             pool.map(
                 photograph_and_read,
@@ -160,7 +122,7 @@ def main() -> None:
     params = load_params().numbers
     images, labels = paths.load_split("test")
     with tempfile.TemporaryDirectory() as folder:
-        table = read_all(images, labels, params, paths.ONNX_MODEL, Path(folder))
+        table = read_all(images, labels, params, (paths.ONNX_MODEL, paths.TOUCHING_MODEL), Path(folder))
         shown = [np.asarray(Image.open(Path(folder) / f"number-{i:05d}.jpg")) for i in range(min(SHOWN, len(table)))]
     metrics = number_metrics(table)
     save_json(paths.NUMBERS_METRICS, metrics)

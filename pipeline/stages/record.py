@@ -34,6 +34,7 @@ METRICS = (  # the order of dvc.yaml's top-level `metrics:`
     paths.EXPORT_METRICS,
     paths.EXPLAIN_METRICS,
     paths.PHOTOS_METRICS,
+    paths.SEGMENTER_METRICS,
     paths.NUMBERS_METRICS,
     paths.BASELINE_METRICS,
     paths.COMPARE_METRICS,
@@ -70,6 +71,7 @@ FINGERPRINTED = (
     paths.CNN_MODEL,
     paths.ONNX_MODEL,
     paths.INT8_MODEL,
+    paths.TOUCHING_MODEL,
     paths.BASELINE_MODEL,
 )
 TRAININGS = {"cnn": paths.CNN_RUN, "baseline": paths.BASELINE_RUN}

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.inference import load_predictor
+from pipeline.inference import load_predictor, load_touching
 from pipeline.commands.draw import make_server
 
 pytestmark = pytest.mark.slow
-STROKES = {  # pen paths on the 280x280 pad, as a person draws these digits
+STROKES = {  # pen paths on the left 280x280 of the pad, as a person draws these digits
     7: [[(70, 60), (210, 60), (120, 230)]],
     1: [[(140, 50), (140, 230)]],
     0: [[(140, 50), (80, 90), (70, 150), (90, 210), (140, 235), (190, 210), (210, 150), (200, 90), (140, 50)]],
@@ -26,7 +26,7 @@ STROKES = {  # pen paths on the 280x280 pad, as a person draws these digits
 
 @pytest.fixture(scope="module")
 def page_url(digit_model):
-    server = make_server(load_predictor(digit_model.onnx_path), "127.0.0.1", 0)
+    server = make_server(load_predictor(digit_model.onnx_path), load_touching(digit_model.touching_path), "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -37,22 +37,48 @@ def page_url(digit_model):
 def test_drawn_digits_are_recognised_live(browser, page_url):
     page = browser.new_page()
     page.goto(page_url)
-    pad = page.locator("#pad").bounding_box()
     for digit, strokes in STROKES.items():
         page.click("#clear")
-        assert page.inner_text("#digit") == ""
-        for stroke in strokes:
-            page.mouse.move(pad["x"] + stroke[0][0], pad["y"] + stroke[0][1])
-            page.mouse.down()
-            for x, y in stroke[1:]:
-                page.mouse.move(pad["x"] + x, pad["y"] + y, steps=8)
-            page.mouse.up()
-        page.wait_for_selector("body[data-state=ready]", timeout=30_000)
-        assert page.inner_text("#digit") == str(digit)
+        assert page.inner_text("#number") == ""
+        _draw(page, strokes)
+        assert page.inner_text("#number") == str(digit)
         shown = [float(page.inner_text(f"#p{d}").rstrip("%")) for d in range(10)]
         assert sum(shown) == pytest.approx(100, abs=0.6) and max(shown) == shown[digit]
         assert page.inner_text("#error") == ""
     page.close()
+
+
+def test_a_number_is_read_digit_by_digit_with_maps(browser, page_url):
+    page = browser.new_page()
+    page.goto(page_url)
+    _draw(page, STROKES[7] + [[(x + 400, y) for x, y in stroke] for stroke in STROKES[4]])
+    assert page.inner_text("#number") == "74"
+    assert page.locator("#digits figcaption").all_inner_texts() == ["7", "4"]
+    warm = page.evaluate(
+        """[...document.querySelectorAll('#digits canvas')].map(canvas => {
+             const data = canvas.getContext('2d').getImageData(0, 0, 28, 28).data;
+             let warm = 0;
+             for (let i = 0; i < data.length; i += 4) { if (data[i] - data[i + 2] > 100) warm++; }
+             return warm;
+           })"""
+    )
+    assert len(warm) == 2 and min(warm) > 0  # each digit shows its map over it
+    page.locator("#digits figure").nth(1).click()  # the second digit's probabilities
+    shown = [float(page.inner_text(f"#p{d}").rstrip("%")) for d in range(10)]
+    assert max(shown) == shown[4] and page.inner_text("#selected") == "2 (4)"
+    page.close()
+
+
+def _draw(page, strokes: list[list[tuple[int, int]]]) -> None:
+    """Draw `strokes` on the pad with the mouse and wait for the page's answer."""
+    pad = page.locator("#pad").bounding_box()
+    for stroke in strokes:
+        page.mouse.move(pad["x"] + stroke[0][0], pad["y"] + stroke[0][1])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(pad["x"] + x, pad["y"] + y, steps=8)
+        page.mouse.up()
+    page.wait_for_selector("body[data-state=ready]", timeout=30_000)
 
 
 def test_page_reports_a_blank_pad_and_bad_requests(browser, page_url):
@@ -60,7 +86,7 @@ def test_page_reports_a_blank_pad_and_bad_requests(browser, page_url):
     page.goto(page_url)
     pad = page.locator("#pad").bounding_box()
     page.mouse.click(pad["x"] + 5, pad["y"] + 5)  # a click without a stroke: nothing drawn, nothing asked
-    assert page.inner_text("#digit") == "" and page.evaluate("document.body.dataset.state") == "empty"
+    assert page.inner_text("#number") == "" and page.evaluate("document.body.dataset.state") == "empty"
     page.close()
     blank = urllib.request.Request(f"{page_url}/predict", data=_png(np.full((28, 28), 255, np.uint8)))
     with pytest.raises(urllib.error.HTTPError) as refused:

@@ -40,7 +40,7 @@ def test_servers_listen_on_this_machine_only_by_default(command, monkeypatch):
 
 
 def test_draw_server_binds_loopback_by_default():
-    server = make_server(lambda images: np.full((len(images), 10), 0.1), port=0)
+    server = make_server(lambda images: np.full((len(images), 10), 0.1), None, port=0)
     try:
         assert server.server_address[0] == "127.0.0.1"
     finally:

@@ -4,15 +4,19 @@ execution yields exactly one pipeline run, exactly as its outputs stand, and nev
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 import yaml
 from PIL import Image
 
 from pipeline import paths, tracking
 from pipeline.files import content_digest, file_digest, load_npz
+from pipeline.stages import card as card_stage
+from pipeline.stages import record
 from tests.mnist_files import repo_mnist
 from tests.repos import run, wait_for_queue
 from tests.commands.test_ui import assert_ui_opens_on_the_cnn
@@ -154,3 +158,37 @@ def test_a_queued_grid_on_two_workers_is_one_run_per_experiment_then_promote_cho
     version = mlflow.MlflowClient().get_model_version_by_alias("mnist-cnn", "champion")
     assert version.run_id == best.data.tags["cnn.run_id"]
     assert promoted.startswith(f"mnist-cnn@champion -> version {version.version}: val accuracy")
+
+
+def test_the_model_card_s_figures_are_those_of_the_metrics_files(reproduced, repo):
+    card = (repo / paths.MODEL_CARD).read_text()
+    metrics = {path: json.loads((repo / path).read_text()) for path in record.METRICS}
+    cnn, data = metrics[paths.CNN_METRICS], metrics[paths.DATA_METRICS]
+
+    def percent(pattern: str) -> list[float]:
+        return [float(v) / 100 for v in re.search(pattern, card).groups()]
+
+    test, low, high = percent(r"\| test \(100 images\) \| \*\*([\d.]+)%\*\* \(95% interval ([\d.]+)% to ([\d.]+)%\)")
+    assert test == pytest.approx(cnn["test_accuracy"], abs=5e-5) and low <= test <= high
+    assert (low, high) == pytest.approx(card_stage.interval(cnn["test_accuracy"], data["test"]), abs=5e-5)
+    assert percent(r"\| validation \(30 images\) \| ([\d.]+)%")[0] == pytest.approx(cnn["val_accuracy"], abs=5e-5)
+    for digit, figures in metrics[paths.PER_CLASS_METRICS].items():
+        if digit != "macro":
+            row = percent(rf"\n\| {digit} \| ([\d.]+)% \| ([\d.]+)% \| ([\d.]+)% \|")
+            assert row == pytest.approx([figures[k] for k in ("precision", "recall", "f1")], abs=5e-5)
+    photos, numbers = metrics[paths.PHOTOS_METRICS], metrics[paths.NUMBERS_METRICS]
+    assert percent(rf"\*\*([\d.]+)%\*\* of {photos['images']} test digits")[0] == pytest.approx(photos["photo_accuracy"], abs=5e-5)
+    whole, digits = percent(rf"\*\*([\d.]+)%\*\* of {numbers['numbers']} numbers[^%]*?([\d.]+)%\s+of their digits")
+    assert (whole, digits) == pytest.approx((numbers["sequence_accuracy"], numbers["digit_accuracy"]), abs=5e-5)
+    explained = metrics[paths.EXPLAIN_METRICS]
+    aucs = [float(v) for v in re.search(r"is ([\d.]+) for occlusion and ([\d.]+)\s+for Grad-CAM, against ([\d.]+)", card).groups()]
+    keys = ("occlusion_deletion_auc", "grad_cam_deletion_auc", "random_deletion_auc")
+    assert aucs == pytest.approx([explained[k] for k in keys], abs=5e-4)
+    assert json.loads((repo / paths.RAW_MANIFEST).read_text())["content_digest"] in card
+    predictions = pd.read_csv(repo / paths.CNN_PREDICTIONS)
+    for true, read, count, example in re.findall(r"\n\| (\d) \| (\d) \| (\d+) \| test image (\d+) \|", card):
+        mistakes = predictions[(predictions.actual == int(true)) & (predictions.predicted == int(read))]
+        assert len(mistakes) == int(count) and mistakes.index[0] == int(example)
+    (pipeline,) = runs_by_role(store(repo))["pipeline"]
+    logged = mlflow.MlflowClient().download_artifacts(pipeline.info.run_id, str(paths.MODEL_CARD), str(repo / "dl"))
+    assert Path(logged).read_text() == card
