@@ -35,7 +35,7 @@ def main() -> None:
     print("setting\tsequence\tdigits\tcount\ttouching")
     for setting in itertools.product(*values):
         for name, value in zip(names, setting, strict=True):
-            setattr(images, name, value)  # read at call time; the pool's forked workers inherit it
+            setattr(images, name, type(getattr(images, name))(value))  # read at call time; forked workers inherit it
         with tempfile.TemporaryDirectory() as folder:
             models = (paths.ONNX_MODEL, paths.TOUCHING_MODEL)
             table = numbers.read_all(train_images, train_labels, params, models, Path(folder))

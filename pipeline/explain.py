@@ -91,7 +91,9 @@ def deletion_test(
     """For each map (by name) and for a random order (seeded), the area under the deletion curve of
     `classes` (the digits as read); and their mean probability before anything is hidden."""
     random_maps = np.random.default_rng(seed).random(digits.shape)
-    curves = {name: deletion_curve(predictor, digits, classes, m) for name, m in (maps | {"random": random_maps}).items()}
+    curves = {
+        name: deletion_curve(predictor, digits, classes, m) for name, m in (maps | {"random": random_maps}).items()
+    }
     return {"images": len(digits), "start_probability": float(curves["random"][0])} | {
         f"{name}_deletion_auc": deletion_auc(curve) for name, curve in curves.items()
     }

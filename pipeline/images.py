@@ -36,7 +36,7 @@ MERGE_OVERLAP = 0.5  # blobs overlapping horizontally by this share of the narro
 MIN_SPLIT_WIDTH = 0.5  # a blob narrower than this times the row's height is one digit; a wider one is
 SPLIT_WIDTH = 1.15  # several touching if the detector says so, or without a detector, if wider than this
 REACH = 0.15  # a cut may wander this share of the row's height either side of its column
-MIN_PIECE = 0.2  # cuts no closer to a blob's ends than this share of the row's height
+MIN_PIECE = 0.15  # cuts no closer to a blob's ends than this share of the row's height
 CUTS = 12  # cuts tried per blob, evenly spaced
 MAX_DIGITS = 12  # a number longer than this is refused rather than read (a page of text, a barcode)
 

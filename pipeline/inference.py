@@ -7,7 +7,6 @@ and MLflow are imported only when a model needs them.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +15,6 @@ import numpy as np
 from pipeline import PipelineError, one_line, paths
 from pipeline.images import Digit, ImageError, load_number
 
-log = logging.getLogger(__name__)
 Predictor = Callable[[np.ndarray], np.ndarray]
 REGISTRY_SCHEMES = ("models:/", "runs:/")
 TOP = 3  # the most likely digits each file row lists
@@ -83,13 +81,11 @@ def _mlflow_predictor(uri: str) -> Predictor:
 def load_touching(path: Path | None = None) -> Predictor | None:
     """The segmentation's touching-digits detector (the segmenter stage's export, or `path`); None when
     there is none, and touching digits are then cut by their width alone (pipeline.images)."""
-    path = path or paths.TOUCHING_MODEL
-    if path.is_file():
-        return onnx_predictor(path)
-    if path != paths.TOUCHING_MODEL:
+    if path is None:
+        return onnx_predictor(paths.TOUCHING_MODEL) if paths.TOUCHING_MODEL.is_file() else None
+    if not path.is_file():
         raise PipelineError(f"{path}: no such model file")
-    log.warning("%s not found (run dvc repro): touching digits are cut by their width alone", path)
-    return None
+    return onnx_predictor(path)
 
 
 def predict_files(files: list[Path], predictor: Predictor, touching: Predictor | None = None) -> list[dict]:

@@ -92,7 +92,9 @@ def photos(photos: list[np.ndarray], digits: list[np.ndarray], captions: list[st
 def numbers(photos: list[np.ndarray], captions: list[str], wrong: np.ndarray) -> Figure:
     """Photographed numbers, one above another, each captioned with what was read (mistakes in red)."""
     figure = Figure(figsize=(7, 1.6 * len(photos)), layout="constrained")
-    for axes, photo, caption, is_wrong in zip(np.atleast_1d(figure.subplots(len(photos), 1)), photos, captions, wrong, strict=True):
+    for axes, photo, caption, is_wrong in zip(
+        np.atleast_1d(figure.subplots(len(photos), 1)), photos, captions, wrong, strict=True
+    ):
         axes.imshow(photo)
         axes.set_title(caption, fontsize=10, color="tab:red" if is_wrong else "black")
         axes.set_axis_off()
@@ -123,7 +125,9 @@ def overlay(axes: Axes, digit: np.ndarray, saliency: np.ndarray) -> None:
     axes.imshow(saliency, cmap="inferno", alpha=0.6 * saliency, vmin=0, vmax=1)
 
 
-def explained_number(photo: np.ndarray, number: dict, digits: list[np.ndarray], maps: np.ndarray, map_name: str) -> Figure:
+def explained_number(
+    photo: np.ndarray, number: dict, digits: list[np.ndarray], maps: np.ndarray, map_name: str
+) -> Figure:
     """An image with a box round each digit found, above each digit as the model saw it with its map."""
     columns = max(len(digits), 2)
     figure = Figure(figsize=(max(1.8 * columns, 5), 5.2), layout="constrained")
@@ -136,7 +140,9 @@ def explained_number(photo: np.ndarray, number: dict, digits: list[np.ndarray], 
         axes.text(left, upper, str(read["digit"]), color="tab:red", va="bottom", fontsize=12, weight="bold")
     axes.set_title(f"read {number['number']} ({number['confidence']:.1%})")
     axes.set_axis_off()
-    for cell, digit, saliency, read in zip(np.atleast_1d(bottom.subplots(1, columns)), digits, maps, number["digits"], strict=False):
+    for cell, digit, saliency, read in zip(
+        np.atleast_1d(bottom.subplots(1, columns)), digits, maps, number["digits"], strict=False
+    ):
         overlay(cell, digit, saliency)
         cell.set_title(f"{read['digit']} ({read['confidence']:.1%})", fontsize=9)
     for cell in bottom.axes:

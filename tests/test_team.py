@@ -23,7 +23,7 @@ from PIL import Image
 from pipeline import environment, paths
 from pipeline.trials import open_storage
 from pipeline.files import load_npz
-from pipeline.inference import keras_predictor, predict_files
+from pipeline.inference import keras_predictor, load_touching, predict_files
 from tests.mnist_files import REPO
 from tests.repos import make_repo, run, wait_for_queue
 from tests.servers import free_port, wait_until_up
@@ -134,8 +134,12 @@ def test_a_team_shares_runs_through_a_postgresql_server_and_data_through_a_remot
         repo, "python", "-m", "pipeline", "predict", "digit.png", "--json", "--model", "models:/mnist-cnn@champion"
     )
     champion_model = keras_predictor(mlflow.keras.load_model("models:/mnist-cnn@champion"))
-    (from_cli,), (in_process,) = json.loads(by_registry.stdout), predict_files([repo / "digit.png"], champion_model)
-    assert from_cli["top3"] == in_process["top3"]
+    detector = load_touching(repo / paths.TOUCHING_MODEL)
+    (from_cli,), (in_process,) = (
+        json.loads(by_registry.stdout),
+        predict_files([repo / "digit.png"], champion_model, detector),
+    )
+    assert from_cli["digits"] == in_process["digits"]
 
     # A search's study lives in the server's `optuna` database, beside MLflow's, both on alembic's default table
     study = optuna.create_study(study_name="team", storage=open_storage(team_server.study_storage))

@@ -48,7 +48,9 @@ def render(rows: list[dict], output: str) -> str:
         return "[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]"  # a row per line
     if output == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, ["file", "number", "confidence", "digits", "boxes", "error"], lineterminator="\n")
+        writer = csv.DictWriter(
+            buffer, ["file", "number", "confidence", "digits", "boxes", "error"], lineterminator="\n"
+        )
         writer.writeheader()
         for row in rows:
             writer.writerow(row | _csv_digits(row.get("digits", [])) | _csv_confidence(row))
@@ -88,7 +90,10 @@ def write_explanations(files: list[Path], predictor: Predictor, touching: Predic
         if digits:
             images = np.stack([digit.image for digit in digits])
             maps = explain.occlusion(predictor, images, np.array([d["digit"] for d in row["digits"]]))
-            plots.save(plots.explained_number(read_image(path), row, list(images), maps, "occlusion"), folder / f"{path.stem}.png")
+            plots.save(
+                plots.explained_number(read_image(path), row, list(images), maps, "occlusion"),
+                folder / f"{path.stem}.png",
+            )
     return rows
 
 
@@ -102,7 +107,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(
-    paths: list[str], model: str | None = None, output: str = "table", explain: Path | None = None, touching: Path | None = None
+    paths: list[str],
+    model: str | None = None,
+    output: str = "table",
+    explain: Path | None = None,
+    touching: Path | None = None,
 ) -> int:
     files = image_files(paths)
     if not files:

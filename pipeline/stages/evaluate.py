@@ -69,7 +69,10 @@ def deletion_test(model, digits: np.ndarray) -> dict:
     """The deletion test of occlusion's and Grad-CAM's maps against a random order, on `digits`."""
     predictor = keras_predictor(model)
     classes = predictor(digits).argmax(axis=1)
-    maps = {"occlusion": explain.occlusion(predictor, digits, classes), "grad_cam": explain.grad_cam(model, digits, classes)}
+    maps = {
+        "occlusion": explain.occlusion(predictor, digits, classes),
+        "grad_cam": explain.grad_cam(model, digits, classes),
+    }
     return explain.deletion_test(predictor, digits, classes, maps, seed=0)
 
 

@@ -26,7 +26,9 @@ STROKES = {  # pen paths on the left 280x280 of the pad, as a person draws these
 
 @pytest.fixture(scope="module")
 def page_url(digit_model):
-    server = make_server(load_predictor(digit_model.onnx_path), load_touching(digit_model.touching_path), "127.0.0.1", 0)
+    server = make_server(
+        load_predictor(digit_model.onnx_path), load_touching(digit_model.touching_path), "127.0.0.1", 0
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"

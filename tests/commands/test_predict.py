@@ -38,6 +38,11 @@ def photos(tmp_path_factory) -> tuple[list, np.ndarray]:
     return files, labels
 
 
+def _models(digit_model) -> tuple[str, ...]:
+    """The options naming the test's digit model and touching-digits detector (never the repo's own)."""
+    return "--model", str(digit_model.onnx_path), "--touching", str(digit_model.touching_path)
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pipeline", "predict", *args],
@@ -70,7 +75,14 @@ def test_keras_and_onnx_models_give_the_same_answers(digit_model, photos):
 
 def test_the_int8_model_reads_the_photos_nearly_as_the_float_model(digit_model, photos):
     files, labels = photos
-    result = _cli(str(files[0].parent), "--json", "--model", str(digit_model.int8_path))
+    result = _cli(
+        str(files[0].parent),
+        "--json",
+        "--model",
+        str(digit_model.int8_path),
+        "--touching",
+        str(digit_model.touching_path),
+    )
     assert result.returncode == 0, result.stderr
     by_int8 = [row["number"] for row in json.loads(result.stdout)]
     by_float = [row["number"] for row in predict_files(files, load_predictor(digit_model.onnx_path))]
@@ -81,7 +93,7 @@ def test_cli_predicts_the_readable_files_and_fails_for_the_others(digit_model, p
     files, labels = photos
     (tmp_path / "notes.png").write_text("not an image")
     folder = files[0].parent
-    result = _cli(str(folder), str(tmp_path / "notes.png"), "--json", "--model", str(digit_model.onnx_path))
+    result = _cli(str(folder), str(tmp_path / "notes.png"), "--json", *_models(digit_model))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'notes.png'}: not a readable image (cannot identify image file '{tmp_path / 'notes.png'}')"
@@ -94,7 +106,7 @@ def test_cli_predicts_the_readable_files_and_fails_for_the_others(digit_model, p
 
 def test_cli_table_and_csv(digit_model, photos):
     files, _ = photos
-    table = _cli(*map(str, files[:3]), "--model", str(digit_model.onnx_path))
+    table = _cli(*map(str, files[:3]), *_models(digit_model))
     assert table.returncode == 0, table.stderr
     header, *lines = table.stdout.splitlines()
     assert header.split() == ["file", "number", "confidence", "digits", "(top", "3", "each)"] and len(lines) == 3
@@ -102,7 +114,7 @@ def test_cli_table_and_csv(digit_model, photos):
         line.startswith(str(f)) and line.rstrip().endswith("%") for line, f in zip(lines, files[:3], strict=True)
     )
     quoted_glob = str(files[0].parent / "0*.jpg")  # the shell would expand it; predict does when quoted
-    rows = list(csv.DictReader(io.StringIO(_cli(quoted_glob, "--csv", "--model", str(digit_model.onnx_path)).stdout)))
+    rows = list(csv.DictReader(io.StringIO(_cli(quoted_glob, "--csv", *_models(digit_model)).stdout)))
     assert [row["file"] for row in rows] == [str(f) for f in files if f.name.startswith("0")]
     assert all(row["number"] == row["digits"].split(":")[0] and row["error"] == "" for row in rows)
 
@@ -168,7 +180,8 @@ def number_photos(tmp_path_factory) -> list:
 
 
 def test_a_photographed_number_is_read_whole_with_a_box_per_digit(digit_model, number_photos, tmp_path):
-    result = _cli(*map(str, number_photos), "--json", "--model", str(digit_model.onnx_path))
+    models = _models(digit_model)
+    result = _cli(*map(str, number_photos), "--json", *models)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert [row["number"] for row in rows] == [f.stem for f in number_photos]
@@ -176,15 +189,17 @@ def test_a_photographed_number_is_read_whole_with_a_box_per_digit(digit_model, n
         assert "".join(str(d["digit"]) for d in row["digits"]) == row["number"]
         assert row["confidence"] == pytest.approx(np.prod([d["confidence"] for d in row["digits"]]))
         lefts = [d["box"][0] for d in row["digits"]]
-        assert lefts == sorted(lefts) and all(d["box"][2] > d["box"][0] and d["box"][3] > d["box"][1] for d in row["digits"])
-    (row,) = csv.DictReader(io.StringIO(_cli(str(number_photos[0]), "--csv", "--model", str(digit_model.onnx_path)).stdout))
+        assert lefts == sorted(lefts) and all(
+            d["box"][2] > d["box"][0] and d["box"][3] > d["box"][1] for d in row["digits"]
+        )
+    (row,) = csv.DictReader(io.StringIO(_cli(str(number_photos[0]), "--csv", *models).stdout))
     assert row["number"] == "2026" and len(row["digits"].split("|")) == len(row["boxes"].split("|")) == 4
 
 
 def test_explain_writes_an_overlay_per_image(digit_model, number_photos, tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("L", (64, 64), 255).save(blank)
-    result = _cli(str(number_photos[1]), str(blank), "--explain", str(tmp_path / "maps"), "--model", str(digit_model.onnx_path))
+    result = _cli(str(number_photos[1]), str(blank), "--explain", str(tmp_path / "maps"), *_models(digit_model))
     assert result.returncode == 1 and "blank" in result.stderr  # the blank image: one error line, the other read
     assert result.stdout.splitlines()[1].split()[1] == "845"
     assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["845.png"]

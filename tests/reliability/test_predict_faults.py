@@ -97,4 +97,4 @@ def test_broken_image_gets_its_own_error(answers, name):
 @pytest.mark.parametrize("name", READABLE)
 def test_awkward_but_readable_image_is_predicted(answers, name):
     rows, _ = answers
-    assert rows[name]["digit"] == READABLE[name][1], rows[name]
+    assert rows[name]["number"] == str(READABLE[name][1]), rows[name]

@@ -18,10 +18,10 @@ def _strokes(number: np.ndarray) -> int:
 
 def test_touching_pairs_join_and_the_others_stay_apart():
     images, _ = font_mnist(10, seed=2)
-    digits = images[[0, 3, 4, 6]]  # 0 3 4 6: each one stroke when typeset
+    digits = images[[0, 3, 4, 6]]
     rng = np.random.default_rng(0)
-    assert _strokes(composition.compose(digits, np.array([False, False, False]), rng)) == 4
-    assert _strokes(composition.compose(digits, np.array([True, False, True]), rng)) == 2
+    apart = _strokes(composition.compose(digits, np.array([False, False, False]), rng))
+    assert apart >= 4 and _strokes(composition.compose(digits, np.array([True, False, True]), rng)) == apart - 2
     composed = composition.compose(digits, np.array([False, False, False]), rng)
     assert composed.shape[0] == composition.ROWS and not composed[:, : composition.MARGIN].any()
 

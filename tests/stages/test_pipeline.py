@@ -84,7 +84,7 @@ def test_repro_yields_one_pipeline_run_exactly_as_its_outputs(reproduced, repo):
     by_keras = json.loads(
         run(repo, "python", "-m", "pipeline", "predict", "digit.png", "--json", "--model", "models/cnn.keras").stdout
     )
-    assert by_export[0]["digit"] == by_keras[0]["digit"]
+    assert by_export[0]["number"] == by_keras[0]["number"]
 
 
 def test_a_downstream_experiment_is_a_new_run_and_leaves_the_first_untouched_and_the_ui_opens_on_the_cnn(repo, browser):
@@ -177,11 +177,16 @@ def test_the_model_card_s_figures_are_those_of_the_metrics_files(reproduced, rep
             row = percent(rf"\n\| {digit} \| ([\d.]+)% \| ([\d.]+)% \| ([\d.]+)% \|")
             assert row == pytest.approx([figures[k] for k in ("precision", "recall", "f1")], abs=5e-5)
     photos, numbers = metrics[paths.PHOTOS_METRICS], metrics[paths.NUMBERS_METRICS]
-    assert percent(rf"\*\*([\d.]+)%\*\* of {photos['images']} test digits")[0] == pytest.approx(photos["photo_accuracy"], abs=5e-5)
+    assert percent(rf"\*\*([\d.]+)%\*\* of {photos['images']} test digits")[0] == pytest.approx(
+        photos["photo_accuracy"], abs=5e-5
+    )
     whole, digits = percent(rf"\*\*([\d.]+)%\*\* of {numbers['numbers']} numbers[^%]*?([\d.]+)%\s+of their digits")
     assert (whole, digits) == pytest.approx((numbers["sequence_accuracy"], numbers["digit_accuracy"]), abs=5e-5)
     explained = metrics[paths.EXPLAIN_METRICS]
-    aucs = [float(v) for v in re.search(r"is ([\d.]+) for occlusion and ([\d.]+)\s+for Grad-CAM, against ([\d.]+)", card).groups()]
+    aucs = [
+        float(v)
+        for v in re.search(r"is ([\d.]+) for occlusion and ([\d.]+)\s+for Grad-CAM, against ([\d.]+)", card).groups()
+    ]
     keys = ("occlusion_deletion_auc", "grad_cam_deletion_auc", "random_deletion_auc")
     assert aucs == pytest.approx([explained[k] for k in keys], abs=5e-4)
     assert json.loads((repo / paths.RAW_MANIFEST).read_text())["content_digest"] in card
