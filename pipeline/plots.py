@@ -98,7 +98,7 @@ def numbers(photos: list[np.ndarray], captions: list[str], wrong: np.ndarray) ->
         axes.imshow(photo)
         axes.set_title(caption, fontsize=10, color="tab:red" if is_wrong else "black")
         axes.set_axis_off()
-    figure.suptitle("Numbers composed of test digits, photographed (rendered), and what predict reads")
+    figure.suptitle("Numbers of test digits, photographed,\nand what predict reads (mistakes in red)")
     return figure
 
 

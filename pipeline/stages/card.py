@@ -86,7 +86,7 @@ One example of each: `{paths.CONFUSED_PLOT}`.
 
 ## Beyond MNIST's own images
 - Photographed digits: **{photos["photo_accuracy"]:.2%}** of {photos["images"]:,} test digits rendered as photos
-  and read back as `predict` reads a file ({photos["mnist_accuracy"]:.2%} on the same digits as MNIST has them).
+  and normalised back as `predict` normalises a digit ({photos["mnist_accuracy"]:.2%} on the same digits as MNIST has them).
 - Composed numbers: **{numbers["sequence_accuracy"]:.2%}** of {numbers["numbers"]:,} numbers of
   {params.numbers.min_digits}-{params.numbers.max_digits} test digits read whole, {numbers["digit_accuracy"]:.2%}
   of their digits (1 - edit distance / digits); {numbers["touching_pair_share"]:.2%} of adjacent pairs touch,
@@ -101,10 +101,10 @@ for Grad-CAM, against {explained["random_deletion_auc"]:.3f} in random order (lo
 ## Known limits
 - Digits are expected as MNIST has them: one per 28x28 field, size-normalised and centred. `predict` and the draw
   page normalise images so; a raw 28x28 array sent to the REST server that is not centred is read less well.
-- No "not a digit" answer: letters, symbols and scribbles are read as the nearest digit, often with high confidence.
+- No "not a digit" answer: letters, symbols and scribbles are read as some digit, and the confidence is no guard.
 - Other scripts (Arabic-Indic, Devanagari, Chinese numerals, ...) were never seen in training.
-- One row: a number is read left to right; several rows, decimal points and signs are not understood, and touching
-  digits are cut where the model is most confident, which fails more often than separate digits.
+- One row: a number is read left to right; several rows, decimal points and signs are not understood; touching
+  digits are read less well than separate ones (above).
 """
 
 

@@ -31,7 +31,7 @@ from pipeline.inference import Predictor, onnx_predictor, read_number
 from pipeline.params import NumbersParams, load_params
 
 log = logging.getLogger(__name__)
-SHOWN = 6  # numbers in the report figure
+SHOWN = 6  # numbers in the report figure: the first ones, and the first two read wrong
 _models: tuple[Predictor, Predictor]  # each worker process's own digit model and touching-digits detector
 
 
@@ -123,13 +123,16 @@ def main() -> None:
     images, labels = paths.load_split("test")
     with tempfile.TemporaryDirectory() as folder:
         table = read_all(images, labels, params, (paths.ONNX_MODEL, paths.TOUCHING_MODEL), Path(folder))
-        shown = [np.asarray(Image.open(Path(folder) / f"number-{i:05d}.jpg")) for i in range(min(SHOWN, len(table)))]
+        wrong = table.index[table.truth != table.read]
+        shown = sorted({*table.index[: SHOWN - len(wrong[:2])], *wrong[:2]})
+        photos = [np.asarray(Image.open(Path(folder) / f"number-{i:05d}.jpg")) for i in shown]
     metrics = number_metrics(table)
     save_json(paths.NUMBERS_METRICS, metrics)
     with atomic_write(paths.NUMBERS_READ) as tmp:
         table.to_csv(tmp, index_label="number")
-    captions = [f"{row.truth} read as {row.read or '(nothing)'}" for row in table.head(SHOWN).itertuples()]
-    plots.save(plots.numbers(shown, captions, (table.truth != table.read).head(SHOWN).to_numpy()), paths.NUMBERS_PLOT)
+    rows = table.loc[shown]
+    captions = [f"number {i}: {row.truth}, read as {row.read or '(nothing)'}" for i, row in rows.iterrows()]
+    plots.save(plots.numbers(photos, captions, (rows.truth != rows.read).to_numpy()), paths.NUMBERS_PLOT)
     log.info(
         "%d numbers of %d-%d test digits: %.2f%% read whole, %.2f%% of digits (%.2f%% of those with a touching pair)",
         metrics["numbers"],
