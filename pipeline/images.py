@@ -25,7 +25,7 @@ from scipy import ndimage
 from pipeline import PipelineError, one_line
 
 MAX_PIXELS = 50_000_000  # larger images are refused before decoding (decompression bombs)
-WORKING_SIDE = 1024  # bigger images are reduced to this long side first: a digit needs far fewer pixels
+WORKING_SIDE = 512  # bigger images are reduced to this long side first: a digit needs far fewer pixels
 MIN_CONTRAST = 0.15  # ink must differ from the background by this share of the full grey range
 BOX, FIELD = 20, 28  # MNIST: the digit fits a 20x20 box, centred in a 28x28 field
 STROKE = 2.5 / 20  # MNIST's typical stroke width as a share of the box; thinner pens are thickened to it
