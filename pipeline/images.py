@@ -106,9 +106,8 @@ def to_mnist(grey: np.ndarray) -> np.ndarray:
 def segment(grey: np.ndarray, classify: Classifier, touching: Classifier | None = None) -> list[Digit]:
     """The digits in grey image `grey`, a row of one or more, left to right, each normalised as `to_mnist`
     does; the `touching` detector tells which blobs hold several digits, and `classify` where to cut them."""
-    reduced = _reduce(grey)
-    scale = grey.shape[1] / reduced.shape[1]
-    ink = _ink(reduced)
+    ink = _ink(_reduce(grey))
+    scale = grey.shape[1] / ink.shape[1]
     blobs, height = _blobs(ink > _otsu_threshold(ink))
     digits = []
     for blob in blobs:
