@@ -62,10 +62,10 @@ def make_repo(tmp_path: Path, http_server: tuple, repo_params: dict[str, Any]) -
     ]
     repo_params["model"]["arch"] = "tiny"
     repo_params["train"] |= {"epochs": 2, "batch_size": 64}  # 2: Keras prints "Epoch 1/2" as training starts
-    repo_params["evaluate"] |= {"batch_size": 100, "latency_runs": 5, "explain_images": 20}
+    repo_params["evaluate"] |= {"batch_size": 100, "latency_runs": 5, "explain_images": 8}
     repo_params["photos"]["count"] = 30
-    repo_params["segmenter"] |= {"examples": 200, "epochs": 1}
-    repo_params["numbers"]["count"] = 12
+    repo_params["segmenter"] |= {"examples": 60, "epochs": 1}
+    repo_params["numbers"]["count"] = 4
     repo = tmp_path / "repo"
     copy_repo(repo)
     (repo / "params.yaml").write_text(yaml.safe_dump(repo_params, sort_keys=False))

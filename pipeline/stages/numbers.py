@@ -113,7 +113,7 @@ def number_metrics(table: pd.DataFrame) -> dict:
         "digit_accuracy": float(1 - errors / digits.sum()),
         "count_accuracy": float((table.read.str.len() == digits).mean()),
         "touching_sequence_accuracy": float(right[table.touching].mean()) if table.touching.any() else None,
-        "touching_pair_share": float(table.touching_pairs.sum() / (digits - 1).sum()),
+        "touching_pair_share": float(table.touching_pairs.sum() / pairs) if (pairs := (digits - 1).sum()) else None,
         "unreadable": int((table.read == "").sum()),
     }
 

@@ -1,8 +1,9 @@
-"""photograph stage: test digits as a user would photograph them, read back as `predict` reads a file.
+"""photograph stage: test digits as a user would photograph them, read back as `predict` normalises a digit.
 
 Each chosen test digit is rendered as a photo (dark ink on tinted paper, a random size and place on
 a page of random size, uneven light, sensor noise, JPEG at a random quality), written to disk, and
-read back and normalised by `pipeline.images.load_digit`, exactly as `predict` reads an image file.
+read back and normalised by `pipeline.images.load_digit`, the single-digit reading of `predict`'s
+(which also looks for several digits and cuts touching ones, with a model; this stage needs none).
 The normalised digits go to data/photos.npz for the photos stage, which classifies them.  Nothing
 here depends on the model, so DVC reruns this stage only when the test set, the `photos` params or
 the image code change, not on every training.  Photos are rendered in parallel, each from its own

@@ -56,3 +56,12 @@ def test_metrics_count_whole_numbers_digits_by_edit_distance_and_touching_ones()
         "unreadable": 1,
     }
     assert numbers.edit_distance("2026", "20226") == 1 and numbers.edit_distance("", "12") == 2
+
+
+def test_numbers_of_one_digit_have_no_pairs_to_touch():
+    table = pd.DataFrame(
+        {"truth": ["7", "3"], "read": ["7", "8"], "touching": [False, False], "touching_pairs": [0, 0]}
+    )
+    metrics = numbers.number_metrics(table)
+    assert metrics["touching_pair_share"] is None and metrics["touching_sequence_accuracy"] is None
+    assert metrics["sequence_accuracy"] == metrics["digit_accuracy"] == 0.5
