@@ -43,7 +43,7 @@ def main() -> None:
         label = " ".join(f"{n}={v}" for n, v in zip(names, setting, strict=True)) or "committed"
         print(
             f"{label}\t{metrics['sequence_accuracy']:.3f}\t{metrics['digit_accuracy']:.3f}"
-            f"\t{metrics['count_accuracy']:.3f}\t{metrics['touching_sequence_accuracy']:.3f}",
+            f"\t{metrics['count_accuracy']:.3f}\t{metrics.get('touching_sequence_accuracy', float('nan')):.3f}",
             flush=True,
         )
 

@@ -109,7 +109,7 @@ for Grad-CAM, against {explained["random_deletion_auc"]:.3f} in random order (lo
 
 def _touching(numbers: dict) -> str:
     """What the card says of touching digits, which a short run may not have."""
-    if numbers["touching_sequence_accuracy"] is None:
+    if "touching_sequence_accuracy" not in numbers:
         return "no number had a touching pair"
     return (
         f"{numbers['touching_pair_share']:.2%} of adjacent pairs touch, and numbers with a touching pair are read "
