@@ -7,7 +7,8 @@ Seeds are interleaved across presets (every preset's first seed, then every seco
 machine that slows down mid-run slows all of them alike; ratios compare medians from this one run.
 
     python bench/bench.py                  # every preset -> metrics/bench.json, reports/bench.{md,png}
-    python bench/bench.py --presets tiny,fast --max-seeds 2   # default, tiny and fast, 2 seeds at most
+    python bench/bench.py --presets best,deep,fast,tiny   # those presets only (their ratios; the others None)
+    python bench/bench.py --presets tiny,fast --max-seeds 2   # tiny and fast, 2 seeds at most
     python bench/bench.py --quick          # smoke test: 2,000 images, 1 epoch, 1 seed each -> bench/quick/
 """
 
@@ -33,7 +34,8 @@ from pipeline.files import atomic_write, save_json
 from pipeline.params import Params, load_params, with_overrides
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
-THROUGHPUT_REPEATS = 5  # fp32 and int8 ONNX throughput, measured alternately
+THROUGHPUT_REPEATS = 5  # ONNX throughputs, measured alternately
+THROUGHPUT_PRESETS = ("default", "best")  # default: int8 against fp32; best: the ensemble against one member
 
 
 def preset_params(overrides: dict, seed: int) -> Params:
@@ -41,10 +43,11 @@ def preset_params(overrides: dict, seed: int) -> Params:
     return with_overrides(load_params(), {**overrides, "train.seed": seed}, origin=str(PRESETS_FILE))
 
 
-def train_one(overrides: dict, seed: int, quick: bool, int8: bool) -> dict:
+def train_one(overrides: dict, seed: int, quick: bool, throughputs: bool) -> dict:
     """Train one preset on one seed, as the train stage does; its validation and test accuracy (the
-    test set scored once), training seconds and, if `int8`, the throughput of its fp32 and int8 ONNX
-    exports, as the export stage writes them."""
+    test set scored once), training seconds and, if `throughputs`, the throughput of its ONNX exports
+    as the export stage writes them: fp32 and int8 (a single model) or the ensemble and one member.
+    An ensemble's first member is also scored alone: 1 member against N."""
     from pipeline import training
 
     params = preset_params(overrides | ({"train.epochs": 1} if quick else {}), seed)
@@ -52,29 +55,51 @@ def train_one(overrides: dict, seed: int, quick: bool, int8: bool) -> dict:
     if quick:
         x, y = x[:2000], y[:2000]
     trained = training.train(params, (x, y), validation)
-    predicted = trained.model.predict(x_test, batch_size=params.evaluate.batch_size, verbose=0).argmax(axis=1)
-    result = {
-        "test_accuracy": float(np.mean(predicted == y_test)),
-        "val_accuracy": training.validation_metrics(trained.model, validation, params.evaluate.batch_size)["accuracy"],
+    result = scores(trained.model, validation, (x_test, y_test), params) | {
         "train_seconds": round(trained.seconds, 1),
         "epochs_run": len(trained.history),
         "params": trained.metrics["params"],
     }
-    if int8:
-        result |= onnx_throughputs(trained.model, x, x_test, params)
+    ensemble = len(trained.members) > 1
+    if ensemble:
+        member = scores(trained.members[0], validation, (x_test, y_test), params)
+        result |= {f"member_{key}": value for key, value in member.items()}
+    if throughputs:
+        exports = {"ensemble": trained.model, "member": trained.members[0]} if ensemble else {"fp32": trained.model}
+        result |= onnx_throughputs(exports, x, x_test, params, int8=not ensemble)
     return result
 
 
-def onnx_throughputs(model, calibration: np.ndarray, images: np.ndarray, params: Params) -> dict:
-    """Images/s of the model's fp32 and int8 ONNX exports at `evaluate.batch_size`, measured alternately."""
+def scores(model, validation: tuple, test: tuple, params: Params) -> dict:
+    """Validation accuracy, and test accuracy: the test set scored once, reported only."""
+    from pipeline import training
+
+    (x_test, y_test), batch_size = test, params.evaluate.batch_size
+    predicted = model.predict(x_test, batch_size=batch_size, verbose=0).argmax(axis=1)
+    return {
+        "test_accuracy": float(np.mean(predicted == y_test)),
+        "val_accuracy": training.validation_metrics(model, validation, batch_size)["accuracy"],
+    }
+
+
+def onnx_throughputs(exports: dict, calibration: np.ndarray, images: np.ndarray, params: Params, int8: bool) -> dict:
+    """Images/s and one image's latency of each model's ONNX export (named `<name>_onnx_...`; with
+    `int8`, also the int8 quantization of the one model, `int8_onnx_...`) at `evaluate.batch_size`,
+    measured alternately, THROUGHPUT_REPEATS times."""
     from pipeline import training
     from pipeline.inference import onnx_predictor
     from pipeline.scoring import timed_predictions
 
     with tempfile.TemporaryDirectory() as folder:
-        fp32, int8 = Path(folder, "cnn.onnx"), Path(folder, "cnn-int8.onnx")
-        training.export(model, fp32, int8, calibration, params)
-        predictors = {"fp32": onnx_predictor(fp32), "int8": onnx_predictor(int8)}
+        files = {}
+        for name, model in exports.items():
+            files[name] = Path(folder, f"{name}.onnx")
+            if int8:
+                files["int8"] = Path(folder, "int8.onnx")
+                training.export(model, files[name], files["int8"], calibration, params)
+            else:
+                model.export(str(files[name]), format="onnx", opset_version=params.export.opset, verbose=False)
+        predictors = {name: onnx_predictor(file) for name, file in files.items()}
         speeds = {name: [] for name in predictors}
         for _ in range(THROUGHPUT_REPEATS):
             for name, predictor in predictors.items():
@@ -90,66 +115,91 @@ def onnx_throughputs(model, calibration: np.ndarray, images: np.ndarray, params:
 
 
 def summarise(runs: list[dict]) -> dict:
-    """One preset's seeds: test accuracy as a list, mean and sd; training seconds as a list and median."""
-    accuracies, seconds = [r["test_accuracy"] for r in runs], [r["train_seconds"] for r in runs]
-    return {
-        "seeds": [r["seed"] for r in runs],
-        "test_accuracy": accuracies,
-        "test_accuracy_mean": round(statistics.mean(accuracies), 5),
-        "test_accuracy_sd": round(statistics.stdev(accuracies), 5) if len(runs) > 1 else None,
+    """One preset's seeds: test accuracy as a list, mean and sd; training seconds as a list and median;
+    for an ensemble, its first member's test accuracy the same way."""
+    seconds = [r["train_seconds"] for r in runs]
+    summary = {"seeds": [r["seed"] for r in runs], **_accuracies(runs, "test_accuracy")}
+    summary |= {
         "val_accuracy_mean": round(statistics.mean(r["val_accuracy"] for r in runs), 5),
         "train_seconds": seconds,
         "train_seconds_median": statistics.median(seconds),
         "epochs_run": [r["epochs_run"] for r in runs],
         "params": runs[0]["params"],
     }
+    if "member_test_accuracy" in runs[0]:
+        summary |= _accuracies(runs, "member_test_accuracy")
+        summary["member_val_accuracy_mean"] = round(statistics.mean(r["member_val_accuracy"] for r in runs), 5)
+    return summary
+
+
+def _accuracies(runs: list[dict], key: str) -> dict:
+    accuracies = [r[key] for r in runs]
+    return {
+        key: accuracies,
+        f"{key}_mean": round(statistics.mean(accuracies), 5),
+        f"{key}_sd": round(statistics.stdev(accuracies), 5) if len(runs) > 1 else None,
+    }
 
 
 def ratios(summary: dict, runs: dict[str, list[dict]]) -> dict:
-    """The three ratios the targets are stated in, each from this run's medians."""
-    (throughputs,) = [r for r in runs["default"] if "fp32_onnx_throughput_images_per_s" in r]
-    int8, fp32 = (statistics.median(throughputs[f"{m}_onnx_throughput_images_per_s"]) for m in ("int8", "fp32"))
+    """The ratios the targets are stated in, each from this run's medians (None where a preset is absent)."""
     median = {name: preset["train_seconds_median"] for name, preset in summary.items()}
-    return {
-        "default_train_time_vs_bn": round(median["default"] / median["bn"], 3) if "bn" in median else None,
-        "fast_train_time_vs_tiny": round(median["fast"] / median["tiny"], 3)
-        if {"fast", "tiny"} <= set(median)
-        else None,
-        "int8_vs_fp32_onnx_throughput": round(int8 / fp32, 3),
+    found = {
+        "default_train_time_vs_bn": ("default", "bn"),
+        "fast_train_time_vs_tiny": ("fast", "tiny"),
+        "best_train_time_vs_deep": ("best", "deep"),
     }
+    result = {
+        ratio: round(median[a] / median[b], 3) if {a, b} <= set(median) else None for ratio, (a, b) in found.items()
+    }
+    result["int8_vs_fp32_onnx_throughput"] = _throughput_ratio(runs.get("default", []), "int8", "fp32")
+    result["best_vs_member_onnx_throughput"] = _throughput_ratio(runs.get("best", []), "ensemble", "member")
+    return result
+
+
+def _throughput_ratio(runs: list[dict], model: str, reference: str) -> float | None:
+    measured = [r for r in runs if f"{reference}_onnx_throughput_images_per_s" in r]
+    if not measured:
+        return None
+    model_speed, reference_speed = (
+        statistics.median(measured[0][f"{name}_onnx_throughput_images_per_s"]) for name in (model, reference)
+    )
+    return round(model_speed / reference_speed, 3)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2,000 images, 1 epoch, the first seed of each preset")
-    parser.add_argument("--presets", help="comma-separated names (default: every preset; always with default)")
+    parser.add_argument("--presets", help="comma-separated names, run in this order (default: every preset)")
     parser.add_argument("--max-seeds", type=int, help="at most this many seeds per preset (a shorter, weaker bench)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: train one preset on one seed, print JSON
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--int8", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--throughputs", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     presets = yaml.safe_load(PRESETS_FILE.read_text())["presets"]
     if args.one:
-        print(json.dumps(train_one(presets[args.one]["params"], args.seed, args.quick, args.int8)))
+        print(json.dumps(train_one(presets[args.one]["params"], args.seed, args.quick, args.throughputs)))
         return
-    chosen = ["default", *(n for n in (args.presets.split(",") if args.presets else presets) if n != "default")]
+    chosen = args.presets.split(",") if args.presets else list(presets)
+    if unknown := sorted(set(chosen) - set(presets)):
+        sys.exit(f"bench: --presets: no preset {', '.join(unknown)} in {PRESETS_FILE} (it has {', '.join(presets)})")
     seeds = {name: presets[name]["seeds"][: 1 if args.quick else args.max_seeds] for name in chosen}
     runs = {name: [] for name in chosen}
     for round_ in range(max(map(len, seeds.values()))):
         for name in chosen:
             if round_ < len(seeds[name]):
                 seed = seeds[name][round_]
-                int8 = name == "default" and round_ == 0  # the int8 ratio, on the first default model
-                runs[name].append({"seed": seed} | _train_in_process(name, seed, args.quick, int8))
+                throughputs = name in THROUGHPUT_PRESETS and round_ == 0  # on each's first model
+                runs[name].append({"seed": seed} | _train_in_process(name, seed, args.quick, throughputs))
                 print(f"bench: {name} seed {seed}: {runs[name][-1]['test_accuracy']:.4f}", file=sys.stderr, flush=True)
     summary = {name: summarise(preset_runs) for name, preset_runs in runs.items()}
     report(summary, ratios(summary, runs), runs, Path("bench/quick") if args.quick else None)
 
 
-def _train_in_process(name: str, seed: int, quick: bool, int8: bool) -> dict:
+def _train_in_process(name: str, seed: int, quick: bool, throughputs: bool) -> dict:
     """train_one in a fresh process: its memory and threads are its own, and nothing carries over."""
     command = [sys.executable, __file__, "--one", name, "--seed", str(seed)]
-    command += ["--quick"] * quick + ["--int8"] * int8
+    command += ["--quick"] * quick + ["--throughputs"] * throughputs
     finished = subprocess.run(command, capture_output=True, text=True, check=False)
     if finished.returncode != 0:
         sys.exit(f"bench: {name} seed {seed} failed:\n{finished.stderr[-3000:]}")

@@ -47,13 +47,25 @@ def occlusion(predictor: Predictor, digits: np.ndarray, classes: np.ndarray) -> 
 
 def grad_cam(model, digits: np.ndarray, classes: np.ndarray) -> np.ndarray:  # model: keras.Model
     """Grad-CAM maps (N, 28, 28) on the last convolution of Keras `model` (the plain network inside a
-    test-time-shift average), upsampled bilinearly, each scaled to [0, 1]."""
+    test-time-shift average; an ensemble's, the mean of its members' maps), upsampled bilinearly, each
+    scaled to [0, 1]."""
+    if not len(digits):
+        return np.zeros((0, 28, 28), np.float32)
+    return _unit(np.mean([_grad_cam(network, digits, classes) for network in _networks(model)], axis=0))
+
+
+def _networks(model) -> list:
+    """The plain networks inside `model`: itself, or those of the models nested in it."""
+    import keras
+
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return [network for layer in nested for network in _networks(layer)] if nested else [model]
+
+
+def _grad_cam(network, digits: np.ndarray, classes: np.ndarray) -> np.ndarray:
     import keras
     import tensorflow as tf
 
-    if not len(digits):
-        return np.zeros((0, 28, 28), np.float32)
-    network = next((layer for layer in model.layers if isinstance(layer, keras.Model)), model)
     last_conv = [layer for layer in network.layers if isinstance(layer, keras.layers.Conv2D)][-1]
     outputs = tf.convert_to_tensor(digits, tf.float32)
     with tf.GradientTape() as tape:

@@ -150,13 +150,24 @@ def build(arch: str, augment: AugmentParams) -> keras.Model:
     )
 
 
-def inference_model(model: keras.Sequential, test_time_shift: int = 0) -> keras.Model:
+def inference_model(model: keras.Sequential, test_time_shift: int = 0, name: str | None = None) -> keras.Model:
     """`model` as it is saved and served: its weights, without augmentation layers or optimizer state,
     and with `test_time_shift` > 0, the mean of its probabilities for the image and its four copies
-    shifted that many pixels up, down, left and right (five predictions an image)."""
+    shifted that many pixels up, down, left and right (five predictions an image).  `name` defaults to
+    the architecture's."""
     kept = [layer for layer in model.layers if not isinstance(layer, AUGMENTATION)]
-    inference = keras.Sequential([keras.Input(INPUT_SHAPE, name="pixels"), *kept], name=model.name)
+    inference = keras.Sequential([keras.Input(INPUT_SHAPE, name="pixels"), *kept], name=name or model.name)
     return _called(_shift_average(inference, test_time_shift) if test_time_shift else inference)
+
+
+def ensemble(members: list[keras.Model]) -> keras.Model:
+    """One model whose probabilities are the mean of `members`' (inference models of distinct names):
+    one file, one ONNX graph, served like a single model.  A single member is returned as it is."""
+    if len(members) == 1:
+        return members[0]
+    pixels = keras.Input(INPUT_SHAPE, name="pixels")
+    average = layers.Average(name="probabilities")([member(pixels) for member in members])
+    return _called(keras.Model(pixels, average, name="ensemble"))
 
 
 def load(path: Path) -> keras.Model:

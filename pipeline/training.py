@@ -1,8 +1,9 @@
 """Training and export, one code path for the train and export stages, the bench, the search and the tests.
 
-`train` fits `model.arch` with the `train` recipe (seeded, deterministic) and returns the model as it
-is saved and served (`models.inference_model`, with `model.test_time_shift`'s shifted copies), its
-per-epoch history, its summary and the seconds training took.  `export` writes that model as ONNX,
+`train` fits `model.arch` with the `train` recipe (seeded, deterministic), `model.ensemble_size` times
+on different seeds, and returns the model as it is saved and served (`models.inference_model`, with
+`model.test_time_shift`'s shifted copies; `models.ensemble` of the members), its per-epoch history, its
+summary and the seconds training took.  `export` writes that model as ONNX,
 float32 and statically quantized int8.  `train.distribute` spreads each batch over several devices
 with `tf.distribute.MirroredStrategy`; `train.batch_size` is per device (replica).
 """
@@ -10,6 +11,7 @@ with `tf.distribute.MirroredStrategy`; `train.batch_size` is per device (replica
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 import tempfile
 import time
 from dataclasses import dataclass
@@ -31,27 +33,50 @@ Split = tuple[np.ndarray, np.ndarray]
 
 @dataclass(frozen=True)
 class Trained:
-    """A finished training: the model as saved, its per-epoch history, train metrics and seconds."""
+    """A finished training: the model as saved, its per-epoch history, train metrics and seconds, and
+    its members (the model itself unless `model.ensemble_size` > 1)."""
 
     model: keras.Model
     history: pd.DataFrame
     metrics: dict
     seconds: float
+    members: list[keras.Model]
+
+
+MemberCallbacks = Callable[[int], list[keras.callbacks.Callback]]
 
 
 def train(
     params: Params,
     training: Split,
     validation: Split,
-    callbacks: list[keras.callbacks.Callback] | None = None,
+    callbacks: MemberCallbacks | None = None,
     strategy: tf.distribute.Strategy | None = None,
 ) -> Trained:
-    """Fit `params.model.arch` with `params.train` and keep it as it is saved and served."""
-    start = time.perf_counter()
-    fitted, history = fit(training, validation, params.model, params.train, callbacks, strategy)
-    seconds = time.perf_counter() - start
-    model = models.inference_model(fitted, params.model.test_time_shift)
-    return Trained(model, history, summary(history, model, params.train), seconds)
+    """Fit `params.model.arch` with `params.train` and keep it as it is saved and served.
+
+    With `model.ensemble_size` N > 1, N members are fitted one after another, each on its own seed
+    (`member_seeds`), and the saved model averages their probabilities; the history is then the
+    members' mean at each epoch.  `callbacks(member)` gives the callbacks of member 1, 2, ...
+    """
+    members, histories, seconds = [], [], 0.0
+    for member, seed in enumerate(member_seeds(params.train.seed, params.model.ensemble_size), start=1):
+        recipe = params.train.model_copy(update={"seed": seed})
+        start = time.perf_counter()
+        fitted, history = fit(training, validation, params.model, recipe, callbacks and callbacks(member), strategy)
+        seconds += time.perf_counter() - start
+        name = fitted.name if params.model.ensemble_size == 1 else f"{fitted.name}_{member}"
+        members.append(models.inference_model(fitted, params.model.test_time_shift, name))
+        histories.append(history)
+    model = models.ensemble(members)
+    history = pd.concat(histories).groupby("epoch", as_index=False).mean()
+    return Trained(model, history, summary(history, model, params), seconds, members)
+
+
+def member_seeds(seed: int, size: int) -> list[int]:
+    """`train.seed` for the first member (so a one-member ensemble is the single model), then seeds
+    drawn from it: members of different `train.seed`s never share one, as seed + k would."""
+    return [seed, *(int(s) for s in np.random.SeedSequence(seed).generate_state(size - 1))]
 
 
 def distribution(distribute: str) -> tf.distribute.Strategy:
@@ -192,12 +217,13 @@ def kept_epoch(history: pd.DataFrame, params: TrainParams) -> pd.Series:
     return history.loc[history["val_loss"].idxmin()] if params.early_stopping_patience else history.iloc[-1]
 
 
-def summary(history: pd.DataFrame, model: keras.Model, params: TrainParams) -> dict:
-    """Train metrics: epochs run, the kept epoch and the model's size."""
+def summary(history: pd.DataFrame, model: keras.Model, params: Params) -> dict:
+    """Train metrics: epochs run, the kept epoch, the model's size and its members."""
     return {
         "epochs_run": len(history),
-        "kept_epoch": int(kept_epoch(history, params)["epoch"]),
+        "kept_epoch": int(kept_epoch(history, params.train)["epoch"]),
         "params": model.count_params(),
+        "members": params.model.ensemble_size,
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import statistics
 import subprocess
 import sys
 
@@ -43,7 +44,7 @@ def test_quick_bench_scores_each_seed_once_and_measures_ratios(tmp_path, repo_pa
         x, y = learnable_mnist(n, seed=len(split))
         save_npz(tmp_path / paths.split_file(split), {"x": x, "y": y})
     result = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench.py"), "--quick", "--presets", "tiny,fast,bn"],
+        [sys.executable, str(REPO / "bench" / "bench.py"), "--quick", "--presets", "default,tiny,fast,bn,best"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -51,7 +52,7 @@ def test_quick_bench_scores_each_seed_once_and_measures_ratios(tmp_path, repo_pa
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "bench" / "quick" / "bench.json").read_text())
-    assert list(report["presets"]) == ["default", "tiny", "fast", "bn"]
+    assert list(report["presets"]) == ["default", "tiny", "fast", "bn", "best"]
     for name, preset in report["presets"].items():
         assert preset["seeds"] == PRESETS[name]["seeds"][:1] and len(preset["test_accuracy"]) == 1
         assert preset["test_accuracy_mean"] == round(preset["test_accuracy"][0], 5) and preset["epochs_run"] == [1]
@@ -62,6 +63,12 @@ def test_quick_bench_scores_each_seed_once_and_measures_ratios(tmp_path, repo_pa
     assert report["ratios"]["default_train_time_vs_bn"] == round(medians["default"] / medians["bn"], 3)
     assert report["ratios"]["fast_train_time_vs_tiny"] == round(medians["fast"] / medians["tiny"], 3)
     assert len(default["int8_onnx_throughput_images_per_s"]) == bench.THROUGHPUT_REPEATS
+    assert report["ratios"]["best_train_time_vs_deep"] is None  # deep did not run
+    (best,) = report["runs"]["best"]  # three members, the first also scored alone
+    assert report["presets"]["best"]["params"] == 3 * report["presets"]["default"]["params"]
+    assert 0 < best["member_test_accuracy"] <= 1 and 0 < best["member_val_accuracy"] <= 1
+    ensemble, member = (statistics.median(best[f"{m}_onnx_throughput_images_per_s"]) for m in ("ensemble", "member"))
+    assert report["ratios"]["best_vs_member_onnx_throughput"] == round(ensemble / member, 3)
     assert (tmp_path / "bench" / "quick" / "bench.png").stat().st_size > 10_000
 
 

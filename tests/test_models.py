@@ -66,3 +66,27 @@ def test_test_time_shift_averages_the_image_and_its_four_shifts(tmp_path):
     assert not np.allclose(expected, plain.predict(images, verbose=0), atol=1e-4)
     shifted.export(str(tmp_path / "cnn.onnx"), format="onnx", verbose=False)
     np.testing.assert_allclose(onnx_predictor(tmp_path / "cnn.onnx")(images), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_an_ensemble_is_one_model_averaging_its_members(tmp_path):
+    """Saved and loaded as one file, exported as one ONNX graph, its probabilities the members' mean;
+    Grad-CAM on it is the mean of its members' maps."""
+    from pipeline import explain
+    from pipeline.inference import onnx_predictor
+
+    keras.utils.set_random_seed(0)
+    members = [models.inference_model(models.build("tiny", AUGMENT), 1, f"tiny_{k}") for k in (1, 2, 3)]
+    assert models.ensemble(members[:1]) is members[0]
+    models.ensemble(members).save(tmp_path / "cnn.keras")
+    loaded = models.load(tmp_path / "cnn.keras")
+    images = np.random.default_rng(0).integers(0, 256, (5, 28, 28)).astype(np.float32)
+    expected = np.mean([member.predict(images, verbose=0) for member in members], axis=0)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, rtol=1e-5, atol=1e-7)
+    assert loaded.count_params() == 3 * members[0].count_params()
+    loaded.export(str(tmp_path / "cnn.onnx"), format="onnx", verbose=False)
+    np.testing.assert_allclose(onnx_predictor(tmp_path / "cnn.onnx")(images), expected, rtol=1e-4, atol=1e-6)
+    classes = expected.argmax(axis=1)
+    maps = [explain.grad_cam(member, images, classes) for member in members]
+    np.testing.assert_allclose(
+        explain.grad_cam(loaded, images, classes), explain._unit(np.mean(maps, axis=0)), atol=1e-5
+    )

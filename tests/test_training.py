@@ -199,3 +199,20 @@ def test_mirrored_training_splits_each_step_over_the_replicas():
     replicas, steps, best_accuracy, deterministic = result.stdout.splitlines()[-1].split()
     assert replicas == "2" and int(steps) == PARAMS.epochs * 7  # 400 images at 2 x 32 a step
     assert float(best_accuracy) > 0.25 and deterministic == "True"
+
+
+def test_an_ensemble_trains_each_member_on_its_own_seed_and_averages_them(data, trained):
+    """Member 1 is the single model of train.seed; the others are seeded apart from any other
+    train.seed's members; the history is the members' mean; callbacks are asked for per member."""
+    asked = []
+    config = with_overrides(CONFIG, {"model.ensemble_size": 2})
+    result = training.train(config, *data, callbacks=lambda member: asked.append(member) or [])
+    assert asked == [1, 2] and result.metrics["members"] == 2 and len(result.members) == 2
+    single, _ = trained
+    np.testing.assert_array_equal(result.members[0].get_weights()[0], single.get_weights()[0])
+    images = data[1][0]
+    expected = np.mean([member.predict(images, verbose=0) for member in result.members], axis=0)
+    np.testing.assert_allclose(result.model.predict(images, verbose=0), expected, rtol=1e-5, atol=1e-7)
+    assert len(result.history) == PARAMS.epochs and result.history["epoch"].tolist() == [1, 2, 3]
+    seeds = [training.member_seeds(seed, 3) for seed in (42, 43, 44)]
+    assert [s[0] for s in seeds] == [42, 43, 44] and len({s for member in seeds for s in member}) == 9

@@ -1,7 +1,8 @@
 """train stage: fit the CNN named by `model.arch` (`pipeline.training`) in its MLflow training run.
 
 Writes models/cnn.keras (the kept epoch's weights as an inference model, with `model.test_time_shift`
-its shifted copies), the per-epoch history for `dvc plots`, train metrics, and
+its shifted copies; with `model.ensemble_size` > 1 the mean of its members, each logged in the same
+training run under `CNN/epoch/member_<k>/`), the per-epoch history for `dvc plots`, train metrics, and
 reports/mlflow_runs/cnn.json, which names the training run and its registered model version for the
 record stage.  The training run gets live per-epoch curves and the model (with signature and input
 example), registered once.
@@ -64,10 +65,19 @@ def main() -> None:
         digest = tracking.log_dataset(*train_split, "mnist-train", paths.split_file("train"), "training")
         tracking.log_dataset(*val_split, "mnist-val", paths.split_file("val"), "validation")
         mlflow.set_tag("data_digest", digest)
-        log_epoch = keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs: mlflow.log_metrics(tracking.epoch_metrics(logs), step=epoch + 1)
-        )
-        trained = training.train(params, train_split, val_split, [log_epoch, *filter(None, [report])], strategy)
+        members = params.model.ensemble_size
+
+        def callbacks(member: int) -> list[keras.callbacks.Callback]:
+            """Live curves (an ensemble's under member_<k>/); the search hears the first member."""
+            section = f"member_{member}/" if members > 1 else ""
+            log_epoch = keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda epoch, logs: mlflow.log_metrics(
+                    tracking.epoch_metrics({f"{section}{name}": value for name, value in logs.items()}), step=epoch + 1
+                )
+            )
+            return [log_epoch, *([report] if report and member == 1 else [])]
+
+        trained = training.train(params, train_split, val_split, callbacks, strategy)
         speed = {
             "train_seconds": round(trained.seconds, 1),
             "seconds_per_epoch": round(trained.seconds / len(trained.history), 2),
