@@ -140,8 +140,10 @@ def assert_grid_is_one_run_per_experiment(repo: Path, store_uri: str, key: str, 
 
 @pytest.mark.reliability  # concurrency: three experiments on two workers against one SQLite store
 def test_a_queued_grid_on_two_workers_is_one_run_per_experiment_then_promote_chooses_on_validation(repo):
-    """README's grid of architectures, 1 epoch each: weak models, and every experiment finishes."""
-    run(repo, "dvc", "exp", "run", "--queue", "-S", "train.epochs=1", "-S", "model.arch=tiny,simple,lenet5")
+    """README's grid of architectures, 1 epoch each, as ensembles of two: weak models, and every
+    experiment finishes, its members in its training run, its ensemble exported and read by every stage."""
+    grid = ["-S", "train.epochs=1", "-S", "model.arch=tiny,simple,lenet5", "-S", "model.ensemble_size=2"]
+    run(repo, "dvc", "exp", "run", "--queue", *grid)
     run(repo, "dvc", "queue", "start", "-j", "2")
     wait_for_queue(repo)
     assert_grid_is_one_run_per_experiment(repo, store(repo), "model.arch", ["lenet5", "simple", "tiny"])
@@ -149,6 +151,11 @@ def test_a_queued_grid_on_two_workers_is_one_run_per_experiment_then_promote_cho
     assert len(runs["cnn"]) == 4 and len(runs["baseline"]) == 1, "the baseline did not change: not rerun"
     assert all(r.info.status == "FINISHED" for role in runs.values() for r in role)
     assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
+    trained = [r for r in runs["cnn"] if r.data.params["model.ensemble_size"] == "2"]
+    assert len(trained) == 3 and all(r.data.metrics["CNN/train/members"] == 2 for r in trained)
+    client = mlflow.MlflowClient()
+    for member in ("member_1", "member_2"):  # each member's curve, in its ensemble's one training run
+        assert [len(client.get_metric_history(r.info.run_id, f"CNN/epoch/{member}/val_accuracy")) for r in trained] == [1] * 3
 
     promoted = run(repo, "python", "-m", "pipeline", "promote").stdout
     best = max(
