@@ -106,9 +106,8 @@ def to_mnist(grey: np.ndarray) -> np.ndarray:
 def segment(grey: np.ndarray, classify: Classifier, touching: Classifier | None = None) -> list[Digit]:
     """The digits in grey image `grey`, a row of one or more, left to right, each normalised as `to_mnist`
     does; the `touching` detector tells which blobs hold several digits, and `classify` where to cut them."""
-    ink = _ink(_reduce(grey))
+    ink, blobs, height = _ink_and_blobs(grey)
     scale = grey.shape[1] / ink.shape[1]
-    blobs, height = _blobs(ink > _otsu_threshold(ink))
     digits = []
     for blob in blobs:
         window = _window(blob, pad=2 + height // 8)  # room for `_normalise`'s dilation and `_thicken`
@@ -122,8 +121,14 @@ def segment(grey: np.ndarray, classify: Classifier, touching: Classifier | None 
 
 def blob_images(grey: np.ndarray) -> list[np.ndarray]:
     """Each blob of ink `segment` would find in `grey` before cutting any, normalised as a digit."""
+    ink, blobs, _ = _ink_and_blobs(grey)
+    return [_normalise(_beside(ink, blob), blob) for blob in blobs]
+
+
+def _ink_and_blobs(grey: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], int]:
+    """The ink of `grey` at the working size, its blobs (`_blobs`) and the row's height."""
     ink = _ink(_reduce(grey))
-    return [_normalise(_beside(ink, blob), blob) for blob in _blobs(ink > _otsu_threshold(ink))[0]]
+    return (ink, *_blobs(ink > _otsu_threshold(ink)))
 
 
 def _blobs(mask: np.ndarray) -> tuple[list[np.ndarray], int]:

@@ -5,17 +5,19 @@ or quoted globs.  Each image goes through `pipeline.images.load_number`: its dig
 where they touch, and normalised as MNIST was made.  An image that cannot be read or holds no digit
 gets a one-line error on stderr while the others are still read, and the exit code is then 1.
 Output: a table, or `--json` / `--csv` for machines; `"number"` is a string of digits ("0042").
-`--explain DIR` also writes DIR/<image name>.png: the image with a box round each digit, and each
+`--explain DIR` also writes DIR/<image name>.png (names that repeat, with their folders): the image with a box round each digit, and each
 digit with its occlusion map (pipeline.explain: it works on any model, the ONNX export included).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import glob
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -83,7 +85,7 @@ def write_explanations(files: list[Path], predictor: Predictor, touching: Predic
     from pipeline.images import read_image
 
     folder.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, names = [], overlay_names(files)
     for path in files:
         row, digits = read_file(path, predictor, touching)
         rows.append(row)
@@ -92,9 +94,22 @@ def write_explanations(files: list[Path], predictor: Predictor, touching: Predic
             maps = explain.occlusion(predictor, images, np.array([d["digit"] for d in row["digits"]]))
             plots.save(
                 plots.explained_number(read_image(path), row, list(images), maps, "occlusion"),
-                folder / f"{path.stem}.png",
+                folder / f"{names[path]}.png",
             )
     return rows
+
+
+def overlay_names(files: list[Path]) -> dict[Path, str]:
+    """Each file's overlay name: its stem, or where stems repeat (a/1.png, b/1.png), its path from the
+    files' common folder, parts joined by "__" (a__1, b__1)."""
+    stems = collections.Counter(path.stem for path in files)
+    common = Path(os.path.commonpath([path.resolve().parent for path in files])) if files else Path()
+    return {
+        path: path.stem
+        if stems[path.stem] == 1
+        else "__".join(path.resolve().with_suffix("").relative_to(common).parts)
+        for path in files
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

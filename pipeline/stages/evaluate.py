@@ -33,7 +33,7 @@ EXPLAINED = 8  # misclassified digits shown with their maps
 
 def figures(images: np.ndarray, table: pd.DataFrame, history: pd.DataFrame, kept_epoch: int, grid_size: int) -> dict:
     """Every figure of the stage but the maps, keyed by the path it is saved to."""
-    wrong = table[table.actual != table.predicted].sort_values("confidence", ascending=False).head(grid_size)
+    wrong = most_confident_mistakes(table, grid_size)
     sample = table.head(grid_size)
     return {
         paths.CONFUSION_PLOT: plots.confusion_matrix(table.actual.to_numpy(), table.predicted.to_numpy()),
@@ -55,7 +55,7 @@ def figures(images: np.ndarray, table: pd.DataFrame, history: pd.DataFrame, kept
 
 def explained_mistakes(model, images: np.ndarray, table: pd.DataFrame) -> Figure:  # model: keras.Model
     """The most confident mistakes, each with its Grad-CAM and occlusion maps for the digit read."""
-    wrong = table[table.actual != table.predicted].sort_values("confidence", ascending=False).head(EXPLAINED)
+    wrong = most_confident_mistakes(table, EXPLAINED)
     digits, classes = images[wrong.index], wrong.predicted.to_numpy()
     maps = {
         "Grad-CAM": explain.grad_cam(model, digits, classes),
@@ -65,10 +65,15 @@ def explained_mistakes(model, images: np.ndarray, table: pd.DataFrame) -> Figure
     return plots.saliency_rows(digits, maps, captions, "Misclassified test digits: where the model looked")
 
 
-def deletion_test(model, digits: np.ndarray) -> dict:
-    """The deletion test of occlusion's and Grad-CAM's maps against a random order, on `digits`."""
+def most_confident_mistakes(table: pd.DataFrame, count: int) -> pd.DataFrame:
+    """The first `count` rows of the predictions table that are wrong, most confident first."""
+    return table[table.actual != table.predicted].sort_values("confidence", ascending=False).head(count)
+
+
+def deletion_test(model, digits: np.ndarray, classes: np.ndarray) -> dict:
+    """The deletion test of occlusion's and Grad-CAM's maps for `classes` (those read) against a
+    random order, on `digits`."""
     predictor = keras_predictor(model)
-    classes = predictor(digits).argmax(axis=1)
     maps = {
         "occlusion": explain.occlusion(predictor, digits, classes),
         "grad_cam": explain.grad_cam(model, digits, classes),
@@ -101,7 +106,8 @@ def main() -> None:
     table = save_predictions(paths.CNN_PREDICTIONS, actual, probabilities)
     with atomic_write(paths.CLASSIFICATION_REPORT) as tmp:
         tmp.write_text(classification_report(actual, table.predicted, digits=4, zero_division=0))
-    save_json(paths.EXPLAIN_METRICS, deletion_test(model, images[: params.explain_images]))
+    explained = table.head(params.explain_images)
+    save_json(paths.EXPLAIN_METRICS, deletion_test(model, images[explained.index], explained.predicted.to_numpy()))
     kept_epoch = json.loads(paths.TRAIN_METRICS.read_text())["kept_epoch"]
     history = pd.read_csv(paths.HISTORY)
     for path, figure in figures(images, table, history, kept_epoch, params.grid_size).items():

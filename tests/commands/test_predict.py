@@ -204,3 +204,10 @@ def test_explain_writes_an_overlay_per_image(digit_model, number_photos, tmp_pat
     assert result.stdout.splitlines()[1].split()[1] == "845"
     assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["845.png"]
     assert Image.open(tmp_path / "maps" / "845.png").size[0] > 400
+
+
+def test_overlays_of_images_of_the_same_name_do_not_overwrite_each_other(tmp_path):
+    from pipeline.commands.predict import overlay_names
+
+    files = [tmp_path / "a" / "1.png", tmp_path / "b" / "1.png", tmp_path / "a" / "2.jpg"]
+    assert overlay_names(files) == {files[0]: "a__1", files[1]: "b__1", files[2]: "2"}

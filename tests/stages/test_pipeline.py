@@ -155,7 +155,9 @@ def test_a_queued_grid_on_two_workers_is_one_run_per_experiment_then_promote_cho
     assert len(trained) == 3 and all(r.data.metrics["CNN/train/members"] == 2 for r in trained)
     client = mlflow.MlflowClient()
     for member in ("member_1", "member_2"):  # each member's curve, in its ensemble's one training run
-        assert [len(client.get_metric_history(r.info.run_id, f"CNN/epoch/{member}/val_accuracy")) for r in trained] == [1] * 3
+        assert [len(client.get_metric_history(r.info.run_id, f"CNN/epoch/{member}/val_accuracy")) for r in trained] == [
+            1
+        ] * 3
 
     promoted = run(repo, "python", "-m", "pipeline", "promote").stdout
     best = max(
