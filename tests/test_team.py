@@ -165,7 +165,7 @@ def rest(uri: str, path: str, credentials: tuple[str, str] | None = None, body: 
 
 
 def test_a_team_shares_runs_through_a_postgresql_server_and_data_through_a_remote(
-    team_server, tmp_path, http_server, repo_params
+    team_server, tmp_path, http_server, repo_params, browser
 ):
     uri, passwords = team_server.uri, team_server.passwords
     assert rest(uri, SEARCH_EXPERIMENTS) == 401  # no credentials
@@ -226,6 +226,7 @@ def test_a_team_shares_runs_through_a_postgresql_server_and_data_through_a_remot
     }
     assert {path: rest(uri, path, reader, body) for path, body in refused.items()} == dict.fromkeys(refused, 403)
     assert mlflow.MlflowClient().get_model_version_by_alias("mnist-cnn", "champion").version == champion.version
+    assert_a_reader_browses_the_runs(browser, uri, reader, first)
 
     assert_postgresql_wants_a_password(team_server)
     assert_no_secret_is_readable_or_written_anywhere(team_server, repo)
@@ -237,6 +238,18 @@ def test_a_team_shares_runs_through_a_postgresql_server_and_data_through_a_remot
     again = optuna.load_study(study_name="team", storage=open_storage(team_server.study_storage))
     assert [t.value for t in again.trials] == [0.5]
     assert runs_by_role(team_server.uri)["pipeline"], "MLflow's database still serves its runs"
+
+
+def assert_a_reader_browses_the_runs(browser, uri: str, reader: tuple[str, str], run) -> None:
+    """The server's own UI in headless chromium: refused without a password, the runs table with one."""
+    anonymous = browser.new_context()
+    assert anonymous.new_page().goto(uri).status == 401
+    anonymous.close()
+    context = browser.new_context(http_credentials={"username": reader[0], "password": reader[1]})
+    page = context.new_page()
+    page.goto(f"{uri}/#/experiments/{run.info.experiment_id}")
+    page.get_by_text(run.info.run_name).first.wait_for(timeout=60_000)
+    context.close()
 
 
 SECRET_FILES = ("admin-password", "postgres-password", "pgpass", "basic_auth.ini", "flask-secret-key")
