@@ -91,15 +91,21 @@ def add_user(folder: Path, name: str, permission: str) -> str:
 
 @pytest.fixture
 def team_server(monkeypatch):
-    """A fresh `python -m pipeline server` (PostgreSQL + served artifacts + MLflow's auth app), a
-    teammate who may edit (whose credentials the test uses) and one who may only read."""
+    """A fresh `python -m pipeline server --self-signed` (PostgreSQL + served artifacts + MLflow's auth
+    app, over HTTPS), a teammate who may edit (whose credentials the test uses, trusting the server's
+    certificate as MLflow's clients do) and one who may only read."""
     folder = Path(tempfile.mkdtemp(prefix="mlflow-team-"))  # under /tmp: reachable by the postgres user
     folder.chmod(0o755)
     port, db_port = free_port(), free_port()
-    server, log = start_server(folder / "server", "--port", str(port), "--db-port", str(db_port))
-    uri = f"http://127.0.0.1:{port}"
+    server, log = start_server(folder / "server", "--self-signed", "--port", str(port), "--db-port", str(db_port))
+    uri, cert = f"https://127.0.0.1:{port}", folder / "server" / "tls" / "server.crt"
     try:
-        wait_until_up(f"{uri}/health", server, log)
+        for _ in range(120):  # the certificate is made first, before the database starts
+            if cert.exists() or server.poll() is not None:
+                break
+            time.sleep(0.5)
+        trusting = ssl.create_default_context(cafile=cert)
+        wait_until_up(f"{uri}/health", server, log, context=trusting)
         for listening in (port, db_port):  # MLflow's and PostgreSQL's sockets: this machine only
             assert listening_addresses(listening) == {"127.0.0.1"}
         admin = re.search(r"password \(shown once, kept in \S+\): (\S+)", log.read_text()).group(1)
@@ -110,8 +116,10 @@ def team_server(monkeypatch):
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "editor")
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", passwords["editor"])
+        monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(cert))
         yield SimpleNamespace(
             uri=uri,
+            trusting=trusting,
             folder=folder / "server",
             log=log,
             db_port=db_port,
@@ -151,25 +159,33 @@ def assert_a_fresh_clone_pulls_everything(repo: Path, clone: Path) -> None:
 SEARCH_EXPERIMENTS = "/api/2.0/mlflow/experiments/search?max_results=5"
 
 
-def rest(uri: str, path: str, credentials: tuple[str, str] | None = None, body: dict | None = None) -> int:
-    """The HTTP status of GET (or, with `body`, POST) `path` on the server, as `credentials` (user, password)."""
-    request = urllib.request.Request(f"{uri}{path}", data=json.dumps(body).encode() if body is not None else None)
+def rest(
+    server: SimpleNamespace, path: str, credentials: tuple[str, str] | None = None, body: dict | None = None
+) -> int:
+    """The HTTP status of GET (or, with `body`, POST) `path` on the team server, as `credentials` (user, password)."""
+    request = urllib.request.Request(
+        f"{server.uri}{path}", data=json.dumps(body).encode() if body is not None else None
+    )
     request.add_header("Content-Type", "application/json")
     if credentials:
         request.add_header("Authorization", "Basic " + base64.b64encode(":".join(credentials).encode()).decode())
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30, context=server.trusting) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
 
 
 def test_a_team_shares_runs_through_a_postgresql_server_and_data_through_a_remote(
-    team_server, tmp_path, http_server, repo_params, browser
+    team_server, tmp_path, http_server, repo_params, browser, monkeypatch
 ):
-    uri, passwords = team_server.uri, team_server.passwords
-    assert rest(uri, SEARCH_EXPERIMENTS) == 401  # no credentials
-    assert rest(uri, SEARCH_EXPERIMENTS, ("editor", "not-the-password")) == 401
+    passwords = team_server.passwords
+    assert rest(team_server, SEARCH_EXPERIMENTS) == 401  # no credentials
+    assert rest(team_server, SEARCH_EXPERIMENTS, ("editor", "not-the-password")) == 401
+    with pytest.raises(PipelineError, match="certificate verify failed.*MLFLOW_TRACKING_SERVER_CERT_PATH"):
+        with pytest.MonkeyPatch.context() as untrusting:  # a client that does not trust the certificate
+            untrusting.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH")
+            tracking._check_server(team_server.uri)
     repo = make_repo(tmp_path, http_server, repo_params)
     run(repo, "dvc", "repro")
     run(repo, "dvc", "remote", "add", "--default", "team", str(tmp_path / "remote"))  # as S3, GCS, SSH, ...
@@ -217,35 +233,39 @@ def test_a_team_shares_runs_through_a_postgresql_server_and_data_through_a_remot
 
     reader = ("reader", passwords["reader"])  # may read everything, change nothing
     experiment_id = first.info.experiment_id
-    assert rest(uri, SEARCH_EXPERIMENTS, reader) == 200
-    assert rest(uri, "/api/2.0/mlflow/runs/search", reader, {"experiment_ids": [experiment_id]}) == 200
+    assert rest(team_server, SEARCH_EXPERIMENTS, reader) == 200
+    assert rest(team_server, "/api/2.0/mlflow/runs/search", reader, {"experiment_ids": [experiment_id]}) == 200
     refused = {
         "/api/2.0/mlflow/runs/create": {"experiment_id": experiment_id},
         "/api/2.0/mlflow/runs/delete": {"run_id": first.info.run_id},
         "/api/2.0/mlflow/registered-models/alias": {"name": "mnist-cnn", "alias": "champion", "version": "1"},
     }
-    assert {path: rest(uri, path, reader, body) for path, body in refused.items()} == dict.fromkeys(refused, 403)
+    assert {path: rest(team_server, path, reader, body) for path, body in refused.items()} == dict.fromkeys(
+        refused, 403
+    )
     assert mlflow.MlflowClient().get_model_version_by_alias("mnist-cnn", "champion").version == champion.version
-    assert_a_reader_browses_the_runs(browser, uri, reader, first)
-
-    assert_postgresql_wants_a_password(team_server)
-    assert_no_secret_is_readable_or_written_anywhere(team_server, repo)
+    assert_a_reader_browses_the_runs(browser, team_server.uri, reader, first)
 
     # A search's study lives in the server's `optuna` database, beside MLflow's, both on alembic's default table
-    os.environ["PGPASSFILE"] = str(team_server.folder / "pgpass")  # (monkeypatched: removed after the test)
+    monkeypatch.setenv("PGPASSFILE", str(team_server.folder / "pgpass"))  # its password, as README says
     study = optuna.create_study(study_name="team", storage=open_storage(team_server.study_storage))
     study.tell(study.ask(), 0.5)
     again = optuna.load_study(study_name="team", storage=open_storage(team_server.study_storage))
     assert [t.value for t in again.trials] == [0.5]
     assert runs_by_role(team_server.uri)["pipeline"], "MLflow's database still serves its runs"
 
+    assert_postgresql_wants_a_password(team_server)
+    assert_no_secret_is_readable_or_written_anywhere(team_server, repo)
+
 
 def assert_a_reader_browses_the_runs(browser, uri: str, reader: tuple[str, str], run) -> None:
     """The server's own UI in headless chromium: refused without a password, the runs table with one."""
-    anonymous = browser.new_context()
+    anonymous = browser.new_context(ignore_https_errors=True)  # (the certificate is checked in Python)
     assert anonymous.new_page().goto(uri).status == 401
     anonymous.close()
-    context = browser.new_context(http_credentials={"username": reader[0], "password": reader[1]})
+    context = browser.new_context(
+        http_credentials={"username": reader[0], "password": reader[1]}, ignore_https_errors=True
+    )
     page = context.new_page()
     page.goto(f"{uri}/#/experiments/{run.info.experiment_id}")
     page.get_by_text(run.info.run_name).first.wait_for(timeout=60_000)
@@ -288,9 +308,9 @@ def assert_no_secret_is_readable_or_written_anywhere(server: SimpleNamespace, re
     for name in SECRET_FILES:
         assert (server.folder / name).stat().st_mode & 0o777 == 0o600, name
         assert subprocess.run(["git", "check-ignore", "-q", f".mlflow-server/{name}"], cwd=REPO).returncode == 0
-    secrets = [*server.passwords.values(), (server.folder / "postgres-password").read_text().strip()]
-    dumps = [
-        subprocess.run(
+    secrets = [*server.passwords.values(), (server.folder / "postgres-password").read_text().strip()]  # admin first
+    texts = {
+        f"pg_dump {database}": subprocess.run(
             [postgres_tool("pg_dump"), "-h", "127.0.0.1", "-p", str(server.db_port), "-U", "mlflow", database],
             env=environment(PGPASSFILE=str(server.folder / "pgpass")),
             capture_output=True,
@@ -298,55 +318,34 @@ def assert_no_secret_is_readable_or_written_anywhere(server: SimpleNamespace, re
             check=True,
         ).stdout
         for database in DATABASES.values()
-    ]
-    assert "mlflow_auth" in DATABASES.values() and all(len(dump) > 1000 for dump in dumps)
+    }
+    assert all(len(dump) > 1000 for dump in texts.values())  # users and permissions, runs, the study
     files = [path for folder in (server.folder / "artifacts", repo) for path in folder.rglob("*") if path.is_file()]
-    texts = [*dumps, server.log.read_text(), *(path.read_bytes().decode("latin-1") for path in files)]
-    leaks = [i for i, text in enumerate(texts) for secret in secrets if secret in text]
-    assert not leaks, f"a password in {[(['dumps'] * 3 + ['log'] + files)[i] for i in leaks]}"
+    texts |= {str(path): path.read_bytes().decode("latin-1") for path in files}
+    leaks = [(where, secrets.index(secret)) for where, text in texts.items() for secret in secrets if secret in text]
+    assert not leaks, f"passwords (by index) in {leaks}"
+    log = server.log.read_text()  # the admin's, shown once on first start; no other
+    assert log.count(server.passwords["admin"]) == 1 and not any(secret in log for secret in secrets[1:])
 
 
-def test_beyond_this_machine_only_with_tls(tmp_path, monkeypatch):
-    """--host 0.0.0.0 without a certificate is refused in one line; with --self-signed, a client that
-    trusts the certificate (MLflow's MLFLOW_TRACKING_SERVER_CERT_PATH) connects over HTTPS, one that
-    does not is refused."""
+def test_beyond_this_machine_only_with_tls():
+    """--host 0.0.0.0 without a certificate is refused in one line, before anything starts (the team
+    test's server runs with --self-signed: its clients trust the certificate, one that does not is refused)."""
     folder = Path(tempfile.mkdtemp(prefix="mlflow-tls-"))
-    folder.chmod(0o755)
-    refused = subprocess.run(
-        [sys.executable, "-m", "pipeline", "server", "--dir", str(folder / "server"), "--host", "0.0.0.0"],
-        cwd=REPO,
-        env=environment(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        refused = subprocess.run(
+            [sys.executable, "-m", "pipeline", "server", "--dir", str(folder / "server"), "--host", "0.0.0.0"],
+            cwd=REPO,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert not (folder / "server" / "postgres").exists()
+    finally:
+        shutil.rmtree(folder)
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines()[-1] == (
         "error: --host 0.0.0.0 serves beyond this machine: that needs TLS, so that passwords never cross the "
         "network in clear (give --cert and --key, or --self-signed)"
     )
-    port, db_port = free_port(), free_port()
-    server, log = start_server(folder / "server", "--self-signed", "--port", str(port), "--db-port", str(db_port))
-    uri, cert = f"https://127.0.0.1:{port}", folder / "server" / "tls" / "server.crt"
-    try:
-        for _ in range(120):  # the certificate is made first, before the database starts
-            if cert.exists() or server.poll() is not None:
-                break
-            time.sleep(0.5)
-        wait_until_up(f"{uri}/health", server, log, context=ssl.create_default_context(cafile=cert))
-        assert (folder / "server" / "tls" / "server.key").stat().st_mode & 0o777 == 0o600
-        admin = (folder / "server" / "admin-password").read_text().strip()
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", admin)
-        with pytest.raises(PipelineError, match="certificate verify failed.*MLFLOW_TRACKING_SERVER_CERT_PATH"):
-            tracking._check_server(uri)
-        monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(cert))
-        tracking._check_server(uri)  # trusted, and the credentials accepted
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
-        with pytest.raises(PipelineError, match=f"^MLflow tracking server {uri} refused the credentials .*HTTP 401"):
-            tracking._check_server(uri)
-    finally:
-        try:
-            stop_server(server, db_port)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)

@@ -140,7 +140,7 @@ def self_signed(folder: Path, host: str) -> tuple[Path, Path]:
     cert, key = folder / "tls" / "server.crt", folder / "tls" / "server.key"
     if cert.exists() and key.exists():
         return cert, key
-    cert.parent.mkdir(exist_ok=True)
+    cert.parent.mkdir(parents=True, exist_ok=True)
     names, addresses = {socket.gethostname(), socket.getfqdn(), "localhost"}, {"127.0.0.1", "::1"}
     if not _is_ip(host):
         names.add(host)
@@ -240,7 +240,8 @@ def main(
     root = Path(folder).resolve()
     if user_command.get("action"):
         return users.main(root, **user_command)
-    tls = tls_files(root.mkdir(parents=True, exist_ok=True) or root, host, cert, key, generate_cert)
+    tls = tls_files(root, host, cert, key, generate_cert)  # (refused before anything is made)
+    root.mkdir(parents=True, exist_ok=True)
     admin_password, first_start = secret(root / "admin-password")
     write_private(
         root / "basic_auth.ini", AUTH_CONFIG.format(database=database_uri(db_port, DATABASES["auth"]), admin=ADMIN)
@@ -257,12 +258,13 @@ def main(
         *(["--uvicorn-opts", shlex.join(["--ssl-certfile", str(tls[0]), "--ssl-keyfile", str(tls[1])])] if tls else []),
     ]
     (root / "server.json").write_text(json.dumps({"url": url, "cert": str(tls[0]) if tls else None}) + "\n")
-    print(f"MLflow server on PostgreSQL, users and passwords required: MLFLOW_TRACKING_URI={url}", flush=True)
+    print(f"MLflow server on PostgreSQL, users and passwords required: MLFLOW_TRACKING_URI={url}")
     if tls:
-        print(f"Clients trust its certificate with MLFLOW_TRACKING_SERVER_CERT_PATH={tls[0]}", flush=True)
+        print(f"Clients trust its certificate with MLFLOW_TRACKING_SERVER_CERT_PATH={tls[0]}")
     if first_start:
         print(f"Admin user '{ADMIN}', password (shown once, kept in {root / 'admin-password'}): {admin_password}")
     print(f"Search storage (tune.yaml): {database_uri(db_port, DATABASES['study'])} (password: {root / 'pgpass'})")
+    sys.stdout.flush()
     env = environment(
         MLFLOW_AUTH_CONFIG_PATH=str(root / "basic_auth.ini"),
         MLFLOW_AUTH_ADMIN_PASSWORD=admin_password,  # creates the admin on first start only
