@@ -269,6 +269,10 @@ def assert_a_reader_browses_the_runs(browser, uri: str, reader: tuple[str, str],
     page = context.new_page()
     page.goto(f"{uri}/#/experiments/{run.info.experiment_id}")
     page.get_by_text(run.info.run_name).first.wait_for(timeout=60_000)
+    if folder := os.environ.get("SCREENSHOTS"):  # for the README: SCREENSHOTS=docs pytest tests/test_team.py
+        page.set_viewport_size({"width": 1600, "height": 900})
+        page.wait_for_timeout(2000)
+        page.screenshot(path=Path(folder) / "mlflow-team-reader.png")
     context.close()
 
 
