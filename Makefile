@@ -29,7 +29,7 @@ draw: $(VENV)/installed  ## a page to draw a digit on and watch the prediction l
 serve: $(VENV)/installed  ## the registry's champion CNN over REST (mlflow models serve) at 127.0.0.1:$(SERVE_PORT)
 	python -m pipeline serve --port $(SERVE_PORT)
 
-server: $(VENV)/installed postgresql  ## a shared MLflow server on PostgreSQL with served artifacts, at 127.0.0.1:$(SERVER_PORT)
+server: $(VENV)/installed postgresql  ## a team's MLflow server on PostgreSQL, passwords required (users: python -m pipeline server user add), at 127.0.0.1:$(SERVER_PORT)
 	python -m pipeline server --port $(SERVER_PORT)
 
 bench: $(VENV)/installed  ## every preset of bench/presets.yaml on its seeds, test set scored once each (about an hour on 2 cores) -> metrics/bench.json

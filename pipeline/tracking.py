@@ -21,10 +21,9 @@ import fcntl
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
-import urllib.error
-import urllib.request
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +33,8 @@ import mlflow
 import numpy as np
 import pydantic
 from mlflow.exceptions import MlflowException
+from mlflow.utils.credentials import get_default_host_creds
+from mlflow.utils.rest_utils import http_request
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline import PipelineError, one_line
@@ -41,7 +42,8 @@ from pipeline.files import content_digest, save_json
 from pipeline.paths import METRICS_DIR
 
 log = logging.getLogger(__name__)
-SERVER_TIMEOUT_S = 3  # a tracking server that does not answer its health check within this is down
+NETWORK_CAUSE = r"\[Errno -?\d+\] [^'\")]+|Read timed out|certificate verify failed[^'\"(]*"  # in requests' error chain
+SERVER_TIMEOUT_S = 10  # a tracking server that does not answer a first request within this is down
 HOST_TAG, PID_TAG = "pipeline.host", "pipeline.pid"
 ROLE_TAG, EXPERIMENT_TAG = "pipeline.role", "dvc_exp_name"
 EPOCH_SECTION = "CNN/epoch"  # the per-epoch curves' metric names
@@ -102,15 +104,33 @@ def _store_error(error: Exception) -> PipelineError:
 
 
 def _check_server(uri: str) -> None:
-    """Fail fast on a tracking server that is down (MLflow's own client retries for minutes)."""
+    """Fail fast, in one line, on a tracking server that is down or refuses this client's credentials
+    (MLflow's own client retries for minutes).  The credentials are MLflow's own settings:
+    MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD or ~/.mlflow/credentials, and a self-signed
+    server's certificate in MLFLOW_TRACKING_SERVER_CERT_PATH."""
+    credentials = get_default_host_creds(uri)
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=SERVER_TIMEOUT_S):
-            pass
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
+        response = http_request(
+            credentials,
+            "/api/2.0/mlflow/experiments/search",
+            "GET",
+            max_retries=0,
+            timeout=SERVER_TIMEOUT_S,
+            raise_on_status=False,
+            params={"max_results": 1},
+        )
+    except MlflowException as error:
+        cause = re.search(NETWORK_CAUSE, error.message)
+        reason = cause.group(0).strip() if cause else one_line(error.message)
+        if reason.startswith("certificate verify failed"):
+            reason += " (a self-signed server's certificate goes in MLFLOW_TRACKING_SERVER_CERT_PATH)"
+        raise PipelineError(f"MLflow tracking server {uri} (MLFLOW_TRACKING_URI) does not answer: {reason}") from None
+    if response.status_code in (401, 403):
+        who = f"user {credentials.username!r}" if credentials.username else "no user given"
         raise PipelineError(
-            f"MLflow tracking server {uri} (MLFLOW_TRACKING_URI) does not answer: {one_line(reason)}"
-        ) from None
+            f"MLflow tracking server {uri} refused the credentials ({who}, HTTP {response.status_code}): "
+            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or ~/.mlflow/credentials)"
+        )
 
 
 def process_tags() -> dict[str, str]:

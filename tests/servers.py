@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
+import ssl
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from pipeline import environment
+from tests.mnist_files import REPO
 
 
 def free_port() -> int:
@@ -17,15 +26,45 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until_up(url: str, process: subprocess.Popen, log: Path | None = None, timeout_s: float = 180) -> None:
-    """Return once GET `url` answers; fail the test, with the log's tail, if `process` exits or time runs out."""
+def wait_until_up(
+    url: str,
+    process: subprocess.Popen,
+    log: Path | None = None,
+    timeout_s: float = 180,
+    context: ssl.SSLContext | None = None,
+) -> None:
+    """Return once GET `url` answers (over HTTPS, trusting `context`); fail the test, with the log's
+    tail, if `process` exits or time runs out."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=5):
+            with urllib.request.urlopen(url, timeout=5, context=context):
                 return
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 tail = log.read_text()[-3000:] if log else ""
                 pytest.fail(f"{' '.join(map(str, process.args))} not answering at {url}:\n{tail}")
             time.sleep(0.5)
+
+
+def served_predictions(folder: Path, images: np.ndarray) -> np.ndarray:
+    """`python -m pipeline serve` (the champion of MLFLOW_TRACKING_URI's registry) started, asked for
+    `images`' probabilities over REST, and stopped; its log in `folder`."""
+    url, log = f"http://127.0.0.1:{free_port()}", folder / "serve.log"
+    command = [sys.executable, "-m", "pipeline", "serve", "--port", url.rsplit(":", 1)[1]]  # the user's command
+    with open(log, "w") as output:
+        server = subprocess.Popen(
+            command, cwd=REPO, stdout=output, stderr=subprocess.STDOUT, env=environment(), start_new_session=True
+        )
+    try:
+        wait_until_up(f"{url}/ping", server, log)
+        request = urllib.request.Request(
+            f"{url}/invocations",
+            data=json.dumps({"inputs": images.tolist()}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return np.array(json.loads(response.read())["predictions"])
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

@@ -5,72 +5,132 @@ removed afterwards."""
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
+import os
+import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
 import mlflow
+import numpy as np
 import optuna
 import pytest
 from PIL import Image
 
-from pipeline import environment, paths
+from pipeline import PipelineError, environment, paths, tracking
+from pipeline.commands.server import DATABASES, postgres_tool
 from pipeline.trials import open_storage
 from pipeline.files import load_npz
 from pipeline.inference import keras_predictor, load_touching, predict_files
 from tests.mnist_files import REPO
 from tests.repos import make_repo, run, wait_for_queue
-from tests.servers import free_port, wait_until_up
+from tests.servers import free_port, served_predictions, wait_until_up
 from tests.stages.test_pipeline import assert_grid_is_one_run_per_experiment
 from tests.tracked import assert_run_matches_outputs, runs_by_role, snapshot
 
 pytestmark = pytest.mark.slow
 
 
+def start_server(folder: Path, *options: str) -> tuple[subprocess.Popen, Path]:
+    """`python -m pipeline server --dir folder *options` in the background, and its output's file."""
+    log = folder.parent / f"{folder.name}-output.log"
+    with open(log, "w") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "server", "--dir", str(folder), *options],
+            cwd=REPO,
+            env=environment(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return server, log
+
+
+def stop_server(server: subprocess.Popen, db_port: int) -> None:
+    server.send_signal(signal.SIGTERM)  # stops mlflow server, then PostgreSQL
+    server.wait(timeout=60)
+    stopped = subprocess.run(["pgrep", "-f", f"-p {db_port} "], capture_output=True, check=False).returncode != 0
+    assert stopped, "PostgreSQL still running after the server stopped"
+
+
+def add_user(folder: Path, name: str, permission: str) -> str:
+    """`server user add` (the administrator's command): the password it shows once."""
+    added = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "server",
+            "--dir",
+            str(folder),
+            "user",
+            "add",
+            name,
+            "--permission",
+            permission,
+        ],
+        cwd=REPO,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return re.search(r"password \(shown once\): (\S+)", added).group(1)
+
+
 @pytest.fixture
 def team_server(monkeypatch):
-    """A fresh `python -m pipeline server` (PostgreSQL + served artifacts): its MLFLOW_TRACKING_URI (`uri`,
-    set for the test) and the search storage it offers (`study_storage`)."""
+    """A fresh `python -m pipeline server --self-signed` (PostgreSQL + served artifacts + MLflow's auth
+    app, over HTTPS), a teammate who may edit (whose credentials the test uses, trusting the server's
+    certificate as MLflow's clients do) and one who may only read."""
     folder = Path(tempfile.mkdtemp(prefix="mlflow-team-"))  # under /tmp: reachable by the postgres user
     folder.chmod(0o755)
     port, db_port = free_port(), free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "pipeline",
-        "server",
-        "--dir",
-        str(folder),
-        "--port",
-        str(port),
-        "--db-port",
-        str(db_port),
-    ]
-    env = environment()
-    log = folder / "server-output.log"
-    with open(log, "w") as output:
-        server = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    uri = f"http://127.0.0.1:{port}"
+    server, log = start_server(folder / "server", "--self-signed", "--port", str(port), "--db-port", str(db_port))
+    uri, cert = f"https://127.0.0.1:{port}", folder / "server" / "tls" / "server.crt"
     try:
-        wait_until_up(f"{uri}/health", server, log)
+        for _ in range(120):  # the certificate is made first, before the database starts
+            if cert.exists() or server.poll() is not None:
+                break
+            time.sleep(0.5)
+        trusting = ssl.create_default_context(cafile=cert)
+        wait_until_up(f"{uri}/health", server, log, context=trusting)
         for listening in (port, db_port):  # MLflow's and PostgreSQL's sockets: this machine only
             assert listening_addresses(listening) == {"127.0.0.1"}
+        admin = re.search(r"password \(shown once, kept in \S+\): (\S+)", log.read_text()).group(1)
+        passwords = {"admin": admin} | {
+            name: add_user(folder / "server", name, permission)
+            for name, permission in (("editor", "edit"), ("reader", "read"))
+        }
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-        yield SimpleNamespace(uri=uri, study_storage=f"postgresql+psycopg2://mlflow@127.0.0.1:{db_port}/optuna")
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "editor")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", passwords["editor"])
+        monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(cert))
+        yield SimpleNamespace(
+            uri=uri,
+            trusting=trusting,
+            folder=folder / "server",
+            log=log,
+            db_port=db_port,
+            passwords=passwords,
+            study_storage=f"postgresql+psycopg2://mlflow@127.0.0.1:{db_port}/optuna",
+        )
     finally:
-        server.send_signal(signal.SIGTERM)  # stops mlflow server, then PostgreSQL
-        server.wait(timeout=60)
-        stopped = subprocess.run(["pgrep", "-f", f"-p {db_port} "], capture_output=True, check=False).returncode != 0
-        shutil.rmtree(folder, ignore_errors=True)
-        assert stopped, "PostgreSQL still running after the server stopped"
+        try:
+            stop_server(server, db_port)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -96,9 +156,36 @@ def assert_a_fresh_clone_pulls_everything(repo: Path, clone: Path) -> None:
     assert "Data and pipelines are up to date." in run(clone, "dvc", "repro").stdout
 
 
+SEARCH_EXPERIMENTS = "/api/2.0/mlflow/experiments/search?max_results=5"
+
+
+def rest(
+    server: SimpleNamespace, path: str, credentials: tuple[str, str] | None = None, body: dict | None = None
+) -> int:
+    """The HTTP status of GET (or, with `body`, POST) `path` on the team server, as `credentials` (user, password)."""
+    request = urllib.request.Request(
+        f"{server.uri}{path}", data=json.dumps(body).encode() if body is not None else None
+    )
+    request.add_header("Content-Type", "application/json")
+    if credentials:
+        request.add_header("Authorization", "Basic " + base64.b64encode(":".join(credentials).encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=30, context=server.trusting) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
 def test_a_team_shares_runs_through_a_postgresql_server_and_data_through_a_remote(
-    team_server, tmp_path, http_server, repo_params
+    team_server, tmp_path, http_server, repo_params, browser, monkeypatch
 ):
+    passwords = team_server.passwords
+    assert rest(team_server, SEARCH_EXPERIMENTS) == 401  # no credentials
+    assert rest(team_server, SEARCH_EXPERIMENTS, ("editor", "not-the-password")) == 401
+    with pytest.raises(PipelineError, match="certificate verify failed.*MLFLOW_TRACKING_SERVER_CERT_PATH"):
+        with pytest.MonkeyPatch.context() as untrusting:  # a client that does not trust the certificate
+            untrusting.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH")
+            tracking._check_server(team_server.uri)
     repo = make_repo(tmp_path, http_server, repo_params)
     run(repo, "dvc", "repro")
     run(repo, "dvc", "remote", "add", "--default", "team", str(tmp_path / "remote"))  # as S3, GCS, SSH, ...
@@ -141,9 +228,128 @@ def test_a_team_shares_runs_through_a_postgresql_server_and_data_through_a_remot
     )
     assert from_cli["digits"] == in_process["digits"]
 
+    served = served_predictions(tmp_path, images[:20])  # `serve` deploys the champion from the authenticated registry
+    assert np.array_equal(served.argmax(1), champion_model(images[:20]).argmax(1))
+
+    reader = ("reader", passwords["reader"])  # may read everything, change nothing
+    experiment_id = first.info.experiment_id
+    assert rest(team_server, SEARCH_EXPERIMENTS, reader) == 200
+    assert rest(team_server, "/api/2.0/mlflow/runs/search", reader, {"experiment_ids": [experiment_id]}) == 200
+    refused = {
+        "/api/2.0/mlflow/runs/create": {"experiment_id": experiment_id},
+        "/api/2.0/mlflow/runs/delete": {"run_id": first.info.run_id},
+        "/api/2.0/mlflow/registered-models/alias": {"name": "mnist-cnn", "alias": "champion", "version": "1"},
+    }
+    assert {path: rest(team_server, path, reader, body) for path, body in refused.items()} == dict.fromkeys(
+        refused, 403
+    )
+    assert mlflow.MlflowClient().get_model_version_by_alias("mnist-cnn", "champion").version == champion.version
+    assert_a_reader_browses_the_runs(browser, team_server.uri, reader, first)
+
     # A search's study lives in the server's `optuna` database, beside MLflow's, both on alembic's default table
+    monkeypatch.setenv("PGPASSFILE", str(team_server.folder / "pgpass"))  # its password, as README says
     study = optuna.create_study(study_name="team", storage=open_storage(team_server.study_storage))
     study.tell(study.ask(), 0.5)
     again = optuna.load_study(study_name="team", storage=open_storage(team_server.study_storage))
     assert [t.value for t in again.trials] == [0.5]
     assert runs_by_role(team_server.uri)["pipeline"], "MLflow's database still serves its runs"
+
+    assert_postgresql_wants_a_password(team_server)
+    assert_no_secret_is_readable_or_written_anywhere(team_server, repo)
+
+
+def assert_a_reader_browses_the_runs(browser, uri: str, reader: tuple[str, str], run) -> None:
+    """The server's own UI in headless chromium: refused without a password, the runs table with one."""
+    anonymous = browser.new_context(ignore_https_errors=True)  # (the certificate is checked in Python)
+    assert anonymous.new_page().goto(uri).status == 401
+    anonymous.close()
+    context = browser.new_context(
+        http_credentials={"username": reader[0], "password": reader[1]}, ignore_https_errors=True
+    )
+    page = context.new_page()
+    page.goto(f"{uri}/#/experiments/{run.info.experiment_id}")
+    page.get_by_text(run.info.run_name).first.wait_for(timeout=60_000)
+    if folder := os.environ.get("SCREENSHOTS"):  # for the README: SCREENSHOTS=docs pytest tests/test_team.py
+        page.set_viewport_size({"width": 1600, "height": 900})
+        page.wait_for_timeout(2000)
+        page.screenshot(path=Path(folder) / "mlflow-team-reader.png")
+    context.close()
+
+
+SECRET_FILES = ("admin-password", "postgres-password", "pgpass", "basic_auth.ini", "flask-secret-key")
+
+
+def assert_postgresql_wants_a_password(server: SimpleNamespace) -> None:
+    """No connection without the password, over TCP or the cluster's socket."""
+    for host in ("127.0.0.1", str(server.folder / "postgres")):
+        refused = subprocess.run(
+            [
+                postgres_tool("psql"),
+                "-h",
+                host,
+                "-p",
+                str(server.db_port),
+                "-U",
+                "mlflow",
+                "-d",
+                "mlflow",
+                "-w",
+                "-c",
+                "SELECT 1",
+            ],
+            env=environment(PGPASSFILE=os.devnull),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert refused.returncode != 0 and "no password supplied" in refused.stderr, refused.stderr
+
+
+def assert_no_secret_is_readable_or_written_anywhere(server: SimpleNamespace, repo: Path) -> None:
+    """The secret files are the owner's alone and git-ignored; no password, the users' or the
+    database's, is in the databases (the auth store keeps hashes), the artifacts, the server's log
+    or the project's repo."""
+    for name in SECRET_FILES:
+        assert (server.folder / name).stat().st_mode & 0o777 == 0o600, name
+        assert subprocess.run(["git", "check-ignore", "-q", f".mlflow-server/{name}"], cwd=REPO).returncode == 0
+    secrets = [*server.passwords.values(), (server.folder / "postgres-password").read_text().strip()]  # admin first
+    texts = {
+        f"pg_dump {database}": subprocess.run(
+            [postgres_tool("pg_dump"), "-h", "127.0.0.1", "-p", str(server.db_port), "-U", "mlflow", database],
+            env=environment(PGPASSFILE=str(server.folder / "pgpass")),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for database in DATABASES.values()
+    }
+    assert all(len(dump) > 1000 for dump in texts.values())  # users and permissions, runs, the study
+    files = [path for folder in (server.folder / "artifacts", repo) for path in folder.rglob("*") if path.is_file()]
+    texts |= {str(path): path.read_bytes().decode("latin-1") for path in files}
+    leaks = [(where, secrets.index(secret)) for where, text in texts.items() for secret in secrets if secret in text]
+    assert not leaks, f"passwords (by index) in {leaks}"
+    log = server.log.read_text()  # the admin's, shown once on first start; no other
+    assert log.count(server.passwords["admin"]) == 1 and not any(secret in log for secret in secrets[1:])
+
+
+def test_beyond_this_machine_only_with_tls():
+    """--host 0.0.0.0 without a certificate is refused in one line, before anything starts (the team
+    test's server runs with --self-signed: its clients trust the certificate, one that does not is refused)."""
+    folder = Path(tempfile.mkdtemp(prefix="mlflow-tls-"))
+    try:
+        refused = subprocess.run(
+            [sys.executable, "-m", "pipeline", "server", "--dir", str(folder / "server"), "--host", "0.0.0.0"],
+            cwd=REPO,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert not (folder / "server" / "postgres").exists()
+    finally:
+        shutil.rmtree(folder)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "error: --host 0.0.0.0 serves beyond this machine: that needs TLS, so that passwords never cross the "
+        "network in clear (give --cert and --key, or --self-signed)"
+    )
