@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline import models, training
-from pipeline.params import TrainParams, with_overrides
+from pipeline.params import Params, TrainParams, with_overrides
 from tests.mnist_files import REPO, learnable_mnist, params_with
 
 CONFIG = params_with(
@@ -36,7 +36,12 @@ PARAMS, TINY = CONFIG.train, CONFIG.model
 
 def recipe(**overrides) -> TrainParams:
     """PARAMS with some keys changed, validated like params.yaml."""
-    return with_overrides(CONFIG, {f"train.{key}": value for key, value in overrides.items()}).train
+    return configured(**overrides).train
+
+
+def configured(**overrides) -> Params:
+    """CONFIG with some `train` keys changed, validated like params.yaml."""
+    return with_overrides(CONFIG, {f"train.{key}": value for key, value in overrides.items()})
 
 
 @pytest.fixture(scope="module")
@@ -73,20 +78,20 @@ class _WreckLastEpoch(keras.callbacks.Callback):
 
 
 def test_early_stopping_keeps_the_epoch_of_lowest_validation_loss(data):
-    params = recipe(lr_schedule="constant", early_stopping_patience=2)
-    model, history = training.fit(*data, TINY, params, [_WreckLastEpoch()])
-    train_metrics = training.summary(history, model, params)
+    config = configured(lr_schedule="constant", early_stopping_patience=2)
+    model, history = training.fit(*data, TINY, config.train, [_WreckLastEpoch()])
+    train_metrics = training.summary(history, model, config)
     kept = history.iloc[train_metrics["kept_epoch"] - 1]
     assert kept["val_loss"] == history["val_loss"].min() < history["val_loss"].iloc[-1]
     assert model.evaluate(*data[1], verbose=0) == pytest.approx([kept["val_loss"], kept["val_accuracy"]], rel=1e-5)
-    assert train_metrics == {"epochs_run": 3, "kept_epoch": train_metrics["kept_epoch"], "params": 2_864}
+    assert train_metrics == {"epochs_run": 3, "kept_epoch": train_metrics["kept_epoch"], "params": 2_864, "members": 1}
 
 
 def test_without_early_stopping_the_last_epoch_is_kept(data):
     """As the default runs one-cycle, whose schedule sets the length: however bad, its end is kept."""
-    params = recipe(lr_schedule="constant")
-    model, history = training.fit(*data, TINY, params, [_WreckLastEpoch()])
-    assert training.summary(history, model, params)["kept_epoch"] == 3
+    config = configured(lr_schedule="constant")
+    model, history = training.fit(*data, TINY, config.train, [_WreckLastEpoch()])
+    assert training.summary(history, model, config)["kept_epoch"] == 3
     last = history.iloc[-1]
     assert last["val_loss"] > history["val_loss"].min()
     assert model.evaluate(*data[1], verbose=0) == pytest.approx([last["val_loss"], last["val_accuracy"]], rel=1e-5)

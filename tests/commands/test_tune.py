@@ -160,6 +160,7 @@ def test_a_search_killed_then_resumed_and_joined_from_a_clone_runs_each_trial_on
         "epochs_run": 2,
         "kept_epoch": 2,
         "params": 0,
+        "members": 1,
         "pruned": False,
     }
 
