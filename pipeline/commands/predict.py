@@ -5,8 +5,9 @@ or quoted globs.  Each image goes through `pipeline.images.load_number`: its dig
 where they touch, and normalised as MNIST was made.  An image that cannot be read or holds no digit
 gets a one-line error on stderr while the others are still read, and the exit code is then 1.
 Output: a table, or `--json` / `--csv` for machines; `"number"` is a string of digits ("0042").
-`--explain DIR` also writes DIR/<image name>.png (names that repeat, with their folders): the image with a box round each digit, and each
-digit with its occlusion map (pipeline.explain: it works on any model, the ONNX export included).
+`--explain DIR` also writes DIR/<image name>.png (names that repeat, with their folders): the image
+with a box round each digit, and each digit with its occlusion map (pipeline.explain: it works on any
+model, the ONNX export included).
 """
 
 from __future__ import annotations
