@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test tune ui draw serve server bench bench-quick chromium postgresql clean
+.PHONY: repro test tune ui draw serve server bench bench-quick bench-loop chromium postgresql clean
 UI_PORT ?= 5000
 DRAW_PORT ?= 8000
 SERVE_PORT ?= 5001
@@ -39,6 +39,9 @@ bench: $(VENV)/installed  ## every preset of bench/presets.yaml on its seeds, te
 bench-quick: $(VENV)/installed  ## the same on 2,000 images, 1 epoch, one seed each: a smoke test of minutes -> bench/quick/
 	dvc repro preprocess
 	python bench/bench.py --quick
+
+bench-loop: $(VENV)/installed  ## the experiment loop's budgets on a fresh clone of the checkout: dvc repro against training, then a 1-epoch experiment outside training (about 12 min) -> bench/loop.json
+	python bench/loop.py
 
 $(VENV)/installed: requirements.txt
 	test -x $(BIN)/python || python3 -m venv $(VENV)

@@ -86,7 +86,7 @@ def onnx_throughputs(exports: dict, calibration: np.ndarray, images: np.ndarray,
     """Images/s and one image's latency of each model's ONNX export (named `<name>_onnx_...`; with
     `int8`, also the int8 quantization of the one model, `int8_onnx_...`) at `evaluate.batch_size`,
     measured alternately, THROUGHPUT_REPEATS times."""
-    from pipeline import training
+    from pipeline import onnx_export
     from pipeline.inference import onnx_predictor
     from pipeline.scoring import timed_predictions
 
@@ -96,7 +96,7 @@ def onnx_throughputs(exports: dict, calibration: np.ndarray, images: np.ndarray,
             files[name] = Path(folder, f"{name}.onnx")
             if int8:
                 files["int8"] = Path(folder, "int8.onnx")
-                training.export(model, files[name], files["int8"], calibration, params)
+                onnx_export.export(model, files[name], files["int8"], calibration, params)
             else:
                 model.export(str(files[name]), format="onnx", opset_version=params.export.opset, verbose=False)
         predictors = {name: onnx_predictor(file) for name, file in files.items()}

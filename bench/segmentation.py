@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the checkout
 
 from pipeline import images, paths
 from pipeline.params import load_params
-from pipeline.stages import numbers
+from pipeline.stages import compose, numbers
 
 
 def main() -> None:
@@ -31,14 +30,12 @@ def main() -> None:
     names = [item.split("=")[0] for item in options.grid]
     values = [[float(v) for v in item.split("=")[1].split(",")] for item in options.grid]
     params = load_params().numbers.model_copy(update={"count": options.count})
-    train_images, train_labels = paths.load_split("train")
+    composed = compose.compose_all(*paths.load_split("train"), params)  # photographed once, read per setting
     print("setting\tsequence\tdigits\tcount\ttouching")
     for setting in itertools.product(*values):
         for name, value in zip(names, setting, strict=True):
             setattr(images, name, type(getattr(images, name))(value))  # read at call time; forked workers inherit it
-        with tempfile.TemporaryDirectory() as folder:
-            models = (paths.ONNX_MODEL, paths.TOUCHING_MODEL)
-            table = numbers.read_all(train_images, train_labels, params, models, Path(folder))
+        table = numbers.read_all(composed, (paths.ONNX_MODEL, paths.TOUCHING_MODEL))
         metrics = numbers.number_metrics(table)
         label = " ".join(f"{n}={v}" for n, v in zip(names, setting, strict=True)) or "committed"
         print(

@@ -36,8 +36,11 @@ def occlusion(predictor: Predictor, digits: np.ndarray, classes: np.ndarray) -> 
     for i, (top, left) in enumerate(squares):
         hidden[:, i, top : top + PATCH, left : left + PATCH] = 0
     before = _class_probability(predictor, digits, classes)
-    after = _class_probability(predictor, hidden.reshape(-1, 28, 28), np.repeat(classes, len(squares)))
-    drops = before[:, None] - after.reshape(len(digits), len(squares))
+    inked = (hidden != digits[:, None]).any(axis=(2, 3))  # (N, squares): those hiding some ink; the rest change nothing
+    drops = np.zeros(inked.shape, np.float32)
+    drops[inked] = before.repeat(inked.sum(axis=1)) - _class_probability(
+        predictor, hidden[inked], np.repeat(classes, len(squares)).reshape(inked.shape)[inked]
+    )
     total, cover = np.zeros((len(digits), 28, 28)), np.zeros((28, 28))
     for i, (top, left) in enumerate(squares):
         total[:, top : top + PATCH, left : left + PATCH] += drops[:, i, None, None]

@@ -70,7 +70,8 @@ def read_image(path: Path | BinaryIO) -> np.ndarray:
             if image.width * image.height > MAX_PIXELS:
                 raise ImageError(f"{image.width}x{image.height} pixels, more than the {MAX_PIXELS:,} allowed")
             image.seek(0)  # animated GIF, multi-page TIFF: the first frame
-            return grey_levels(ImageOps.exif_transpose(image))
+            ImageOps.exif_transpose(image, in_place=True)  # a camera's orientation applied (no copy made)
+            return grey_levels(image)
     except Image.DecompressionBombError as error:  # PIL's own guard, for sizes far beyond ours
         raise ImageError(f"refused: {one_line(error)}") from None
     except (OSError, SyntaxError, ValueError) as error:
@@ -119,10 +120,11 @@ def segment(grey: np.ndarray, classify: Classifier, touching: Classifier | None 
     return sorted(digits, key=lambda digit: digit.box[0])
 
 
-def blob_images(grey: np.ndarray) -> list[np.ndarray]:
-    """Each blob of ink `segment` would find in `grey` before cutting any, normalised as a digit."""
+def largest_blob(grey: np.ndarray) -> np.ndarray:
+    """The largest blob of ink (in pixels) `segment` would find in `grey` before cutting any, normalised as a digit."""
     ink, blobs, _ = _ink_and_blobs(grey)
-    return [_normalise(_beside(ink, blob), blob) for blob in blobs]
+    blob = max(blobs, key=np.count_nonzero)
+    return _normalise(_beside(ink, blob), blob)
 
 
 def _ink_and_blobs(grey: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], int]:
@@ -179,8 +181,7 @@ def _split(
         return [blob]
     margin = max(1, round(MIN_PIECE * height))
     cuts = np.unique(np.linspace(left + margin, right + 1 - margin, CUTS).round().astype(int))
-    reach = round(REACH * height)
-    halves = [(part := _before(blob, cut, reach), blob & ~part) for cut in cuts]
+    halves = [(part, blob & ~part) for part in _before(blob, cuts, round(REACH * height))]
     halves = [(a, b) for a, b in halves if a.any() and b.any()]
     if not halves:
         return [blob]
@@ -192,24 +193,31 @@ def _split(
     return _split(ink, first, height, classify, touching) + _split(ink, second, height, classify, touching)
 
 
-def _before(blob: np.ndarray, column: int, reach: int) -> np.ndarray:
-    """The part of `blob` left of the top-to-bottom path that crosses the least of it, starting near
-    `column` and staying within `reach` columns of it, one column left or right per row (a drop-fall
-    cut: where touching digits overlap, it follows the gap between them)."""
-    lo, hi = max(column - reach, 0), min(column + reach + 1, blob.shape[1])
-    cost = blob[:, lo:hi].astype(np.float32) + 1e-3 * np.abs(np.arange(lo, hi) - column)  # straight when free
+def _before(blob: np.ndarray, columns: np.ndarray, reach: int) -> np.ndarray:
+    """For each of `columns`, the part of `blob` left of the top-to-bottom path that crosses the least
+    of it, starting near that column and staying within `reach` columns of it, one column left or
+    right per row (a drop-fall cut: where touching digits overlap, it follows the gap between them);
+    bool (len(columns), rows, columns of `blob`), every column's path found at once."""
+    rows, width = blob.shape
+    offsets = np.arange(-reach, reach + 1)
+    window = columns[:, None] + offsets  # (cuts, 2 reach + 1): the columns each path may take
+    inside = (window >= 0) & (window < width)
+    ink = blob[:, np.clip(window, 0, width - 1)].astype(np.float32)  # (rows, cuts, window)
+    cost = np.where(inside, ink + 1e-3 * np.abs(offsets), np.inf)  # straight down when free
     total = cost[0].copy()
-    moves = np.zeros(cost.shape, int)
-    for row in range(1, len(cost)):
-        options = np.stack([np.r_[np.inf, total[:-1]], total, np.r_[total[1:], np.inf]])
+    moves = np.zeros(cost.shape, np.int8)
+    edge = np.full((len(columns), 1), np.inf)
+    for row in range(1, rows):
+        options = np.stack([np.hstack([edge, total[:, :-1]]), total, np.hstack([total[:, 1:], edge])])
         moves[row] = options.argmin(axis=0) - 1
         total = cost[row] + options.min(axis=0)
-    path = np.empty(len(cost), int)
-    path[-1] = int(total.argmin())
-    for row in range(len(cost) - 1, 0, -1):
-        path[row - 1] = path[row] + moves[row, path[row]]
-    part = blob & (np.arange(blob.shape[1]) < (lo + path)[:, None])
-    return part
+    path = np.empty((rows, len(columns)), int)
+    path[-1] = total.argmin(axis=1)
+    cuts = np.arange(len(columns))
+    for row in range(rows - 1, 0, -1):
+        path[row - 1] = path[row] + moves[row, cuts, path[row]]
+    boundary = window[cuts, path].T  # (cuts, rows): the first column right of each path
+    return blob & (np.arange(width) < boundary[:, :, None])
 
 
 def _beside(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -226,34 +234,39 @@ def _columns(mask: np.ndarray) -> tuple[int, int]:
     return int(columns[0]), int(columns[-1])
 
 
+def _bounds(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """`mask`'s bounding box: its first and last row, first and last column (quicker than np.nonzero)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+
+
 def _extent(mask: np.ndarray) -> tuple[int, int]:
     """The height and width of `mask`'s bounding box."""
-    rows, cols = np.nonzero(mask)
-    return int(np.ptp(rows)) + 1, int(np.ptp(cols)) + 1
+    top, bottom, left, right = _bounds(mask)
+    return bottom - top + 1, right - left + 1
 
 
 def _box(mask: np.ndarray, corner: np.ndarray, scale: float) -> tuple[int, int, int, int]:
     """`mask`'s bounding box (left, top, right, bottom), moved by `corner` and scaled back to the
     pixels of the image before `_reduce`."""
-    rows, cols = np.nonzero(mask)
-    box = corner + [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
+    top, bottom, left, right = _bounds(mask)
+    box = corner + [left, top, right + 1, bottom + 1]
     return tuple(int(v) for v in np.round(box * scale))
 
 
 def _window(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
     """The slices of `mask`'s bounding box widened by `pad` pixels (within the image)."""
-    rows, cols = np.nonzero(mask)
-    return np.s_[max(rows.min() - pad, 0) : rows.max() + 1 + pad, max(cols.min() - pad, 0) : cols.max() + 1 + pad]
+    top, bottom, left, right = _bounds(mask)
+    return np.s_[max(top - pad, 0) : bottom + 1 + pad, max(left - pad, 0) : right + 1 + pad]
 
 
 def _normalise(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The ink of the digit `mask` covers, size-normalised and centred as MNIST's."""
-    rows, cols = np.nonzero(mask)
-    window = _window(mask, pad=3 + max(np.ptp(rows), np.ptp(cols)) // 8)  # room for the dilation and `_thicken`
+    window = _window(mask, pad=3 + (max(_extent(mask)) - 1) // 8)  # room for the dilation and `_thicken`
     mask, ink = mask[window], ink[window]
     ink = _thicken(np.where(ndimage.binary_dilation(mask, iterations=2), ink, 0), mask)
-    rows, cols = np.nonzero(ink > 0)
-    ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    top, bottom, left, right = _bounds(ink > 0)
+    ink = ink[top : bottom + 1, left : right + 1]
     scale = BOX / max(ink.shape)
     size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
     box = np.clip(np.asarray(Image.fromarray(ink).resize(size, Image.Resampling.LANCZOS)), 0, None)
@@ -273,17 +286,22 @@ def photograph(digits: np.ndarray, rng: np.random.Generator) -> Image.Image:
     size = np.maximum(1, np.round(np.array(digits.shape) * side / FIELD).astype(int))  # (rows, columns)
     width, height = (rng.uniform(1.2, 3.0, 2) * size[::-1]).astype(int)
     stroke = np.asarray(Image.fromarray(digits).resize(tuple(size[::-1]), Image.Resampling.BICUBIC), np.float32)
-    ink = np.zeros((height, width, 1), np.float32)
+    ink = np.zeros((height, width), np.float32)
     top, left = rng.integers(0, height - size[0] + 1), rng.integers(0, width - size[1] + 1)
-    ink[top : top + size[0], left : left + size[1], 0] = np.clip(stroke / 255, 0, 1)
-    paper = rng.uniform(0.7, 0.95) + rng.uniform(-0.04, 0.04, 3).astype(np.float32)
-    pen = rng.uniform(0.05, 0.35) + rng.uniform(-0.05, 0.05, 3).astype(np.float32)
+    ink[top : top + size[0], left : left + size[1]] = np.clip(stroke / 255, 0, 1)
+    paper = (rng.uniform(0.7, 0.95) + rng.uniform(-0.04, 0.04, 3)).astype(np.float32)
+    pen = (rng.uniform(0.05, 0.35) + rng.uniform(-0.05, 0.05, 3)).astype(np.float32)
     angle, brightness, noise = rng.uniform(0, 2 * np.pi), rng.uniform(0, 0.2), rng.uniform(0.01, 0.04)
-    y = np.arange(height, dtype=np.float32)[:, None, None] / max(height, width)
-    x = np.arange(width, dtype=np.float32)[None, :, None] / max(height, width)
+    y = np.arange(height, dtype=np.float32)[:, None] / max(height, width)
+    x = np.arange(width, dtype=np.float32)[None, :] / max(height, width)
     light = 1 + brightness * (np.cos(angle) * x + np.sin(angle) * y - 0.5)
-    rgb = (paper * (1 - ink) + pen * ink) * light + noise * rng.standard_normal(ink.shape, np.float32)
-    return Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+    grain = noise * rng.standard_normal((height, width), np.float32)
+    shaded_ink = ink * light
+    rgb = np.empty((height, width, 3), np.uint8)
+    for channel in range(3):  # (paper (1 - ink) + pen ink) light + grain, a plane at a time (float32, contiguous)
+        plane = paper[channel] * light + (pen[channel] - paper[channel]) * shaded_ink + grain
+        rgb[..., channel] = np.round(np.clip(plane, 0, 1) * 255)
+    return Image.fromarray(rgb)
 
 
 def _reduce(grey: np.ndarray) -> np.ndarray:
@@ -334,10 +352,10 @@ def _otsu_threshold(values: np.ndarray) -> float:
 
 def _thicken(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Widen strokes thinner than MNIST's (a pen photographed large) so they survive the shrink to 20x20."""
-    rows, cols = np.nonzero(mask)
-    target = STROKE * (1 + max(np.ptp(rows), np.ptp(cols)))
+    top, bottom, left, right = _bounds(mask)
+    target = STROKE * max(bottom - top + 1, right - left + 1)
     # the distances within the digit's box, ringed by background, are those in the whole image
-    box = np.pad(mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1], 1)
+    box = np.pad(mask[top : bottom + 1, left : right + 1], 1)
     width = 4 * ndimage.distance_transform_edt(box)[box].mean()  # a stroke of width w averages w/4
     radius = round((target - width) / 2)
     if radius < 1:

@@ -1,6 +1,6 @@
 """export stage: the CNN as ONNX, in float32 and statically quantized to int8, checked against Keras.
 
-`pipeline.training.export` writes both (the train stage saved the inference model, without the
+`pipeline.onnx_export.export` writes both (the train stage saved the inference model, without the
 augmentation layers, which have no ONNX operators).  Both classify the whole test set, and their
 answers are compared with Keras' own, which the evaluate stage saved.  The gates judge the
 conversion, not the model, so they hold a 1-epoch model to the same standard as a finished one:
@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from pipeline import PipelineError, models, paths, training
+from pipeline import PipelineError, models, onnx_export, paths
 from pipeline.files import atomic_write, load_npz, save_json
 from pipeline.inference import onnx_predictor
 from pipeline.params import ExportParams, load_params
@@ -60,7 +60,7 @@ def main() -> None:
     report = {"keras_accuracy": float(np.mean(reference.argmax(1) == actual))}
     speed = {}
     with atomic_write(paths.ONNX_MODEL) as fp32, atomic_write(paths.INT8_MODEL) as int8:
-        training.export(models.load(paths.CNN_MODEL), fp32, int8, calibration, params)
+        onnx_export.export(models.load(paths.CNN_MODEL), fp32, int8, calibration, params)
         for name, path in (("onnx", fp32), ("int8", int8)):
             probabilities, timing = timed_predictions(onnx_predictor(path), images, batch_size, latency_runs)
             report |= parity(actual, reference, probabilities, name)

@@ -68,6 +68,7 @@ FINGERPRINTED = (
     paths.RAW_DATA,
     *map(paths.split_file, paths.SPLITS),
     paths.PHOTOS,
+    paths.NUMBER_PHOTOS,
     paths.CNN_MODEL,
     paths.ONNX_MODEL,
     paths.INT8_MODEL,

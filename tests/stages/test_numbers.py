@@ -1,40 +1,46 @@
-"""numbers stage: composition (touching pairs really touch), the draw of numbers, and the metrics."""
+"""compose and numbers stages: the draw of numbers, what a small test split refuses, and the metrics."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
-from scipy import ndimage
+import pytest
+from PIL import Image
+
+from pipeline import PipelineError
 
 from pipeline.params import NumbersParams
-from pipeline import composition
-from pipeline.stages import numbers
+from pipeline.stages import compose, numbers
 from tests.digits import font_mnist
-
-
-def _strokes(number: np.ndarray) -> int:
-    return ndimage.label(number >= 128, structure=np.ones((3, 3)))[1]
-
-
-def test_touching_pairs_join_and_the_others_stay_apart():
-    images, _ = font_mnist(10, seed=2)
-    digits = images[[0, 3, 4, 6]]
-    rng = np.random.default_rng(0)
-    apart = _strokes(composition.compose(digits, np.array([False, False, False]), rng))
-    assert apart >= 4 and _strokes(composition.compose(digits, np.array([True, False, True]), rng)) == apart - 2
-    composed = composition.compose(digits, np.array([False, False, False]), rng)
-    assert composed.shape[0] == composition.ROWS and not composed[:, : composition.MARGIN].any()
 
 
 def test_numbers_are_drawn_reproducibly_within_the_lengths_asked():
     params = NumbersParams(seed=3, count=200, min_digits=2, max_digits=6, touching=0.2)
     labels = np.arange(1000) % 10
-    first, again = numbers.draw_numbers(labels, params), numbers.draw_numbers(labels, params)
+    first, again = compose.draw_numbers(labels, params), compose.draw_numbers(labels, params)
     assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(first, again, strict=True))
     lengths = [len(digits) for digits, _ in first]
     assert min(lengths) == 2 and max(lengths) == 6
     pairs = np.concatenate([touching for _, touching in first])
     assert 0.15 < pairs.mean() < 0.25
+
+
+def test_a_test_split_smaller_than_a_number_is_refused_naming_the_key():
+    params = NumbersParams(seed=3, count=5, min_digits=2, max_digits=6, touching=0.2)
+    with pytest.raises(PipelineError, match=r"numbers.max_digits = 6 needs at least that many test images.* has 5"):
+        compose.draw_numbers(np.arange(5), params)
+
+
+def test_photos_are_the_jpeg_files_one_after_another():
+    params = NumbersParams(seed=3, count=4, min_digits=1, max_digits=3, touching=0.5)
+    images, labels = font_mnist(20, seed=2)
+    made = compose.compose_all(images, labels, params)
+    for i in range(4):
+        photo = Image.open(io.BytesIO(numbers.photo_bytes(made, i)))
+        assert photo.format == "JPEG" and photo.height >= 40
+    assert made["ends"][-1] == made["jpeg"].size and len(made["truth"]) == 4
 
 
 def test_metrics_count_whole_numbers_digits_by_edit_distance_and_touching_ones():

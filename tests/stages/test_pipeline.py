@@ -138,17 +138,30 @@ def assert_grid_is_one_run_per_experiment(repo: Path, store_uri: str, key: str, 
     assert sorted(r.data.params[key] for r in runs.values()) == values
 
 
-@pytest.mark.reliability  # concurrency: three experiments on two workers against one SQLite store
+EXPLORATION = {  # every other architecture at 1 epoch, each on a subset and seed of its own
+    "default": ["-S", "preprocess.subset=100", "-S", "train.seed=7"],
+    "fast": ["-S", "preprocess.subset=150", "-S", "preprocess.seed=8", "-S", "segmenter.seed=8"],
+    "bn": ["-S", "preprocess.subset=211", "-S", "numbers.seed=9", "-S", "train.seed=9"],
+    "deep": ["-S", "preprocess.subset=100", "-S", "preprocess.seed=5", "-S", "train.seed=5"],
+}
+
+
+@pytest.mark.reliability  # concurrency: seven experiments on two workers against one SQLite store
 def test_a_queued_grid_on_two_workers_is_one_run_per_experiment_then_promote_chooses_on_validation(repo):
     """README's grid of architectures, 1 epoch each, as ensembles of two: weak models, and every
-    experiment finishes, its members in its training run, its ensemble exported and read by every stage."""
+    experiment finishes, its members in its training run, its ensemble exported and read by every stage;
+    beside it every other architecture on a small subset and seed of its own (exploration never fails)."""
     grid = ["-S", "train.epochs=1", "-S", "model.arch=tiny,simple,lenet5", "-S", "model.ensemble_size=2"]
     run(repo, "dvc", "exp", "run", "--queue", *grid)
+    for arch, overrides in EXPLORATION.items():
+        run(repo, "dvc", "exp", "run", "--queue", "-S", "train.epochs=1", "-S", f"model.arch={arch}", *overrides)
     run(repo, "dvc", "queue", "start", "-j", "2")
     wait_for_queue(repo)
-    assert_grid_is_one_run_per_experiment(repo, store(repo), "model.arch", ["lenet5", "simple", "tiny"])
+    archs = sorted(["lenet5", "simple", "tiny", *EXPLORATION])
+    assert_grid_is_one_run_per_experiment(repo, store(repo), "model.arch", archs)
     runs = runs_by_role(store(repo))
-    assert len(runs["cnn"]) == 4 and len(runs["baseline"]) == 1, "the baseline did not change: not rerun"
+    assert len(runs["cnn"]) == 8, "one training per experiment"
+    assert len(runs["baseline"]) == 1 + 4, "only a new split retrains it: each exploration has its own"
     assert all(r.info.status == "FINISHED" for role in runs.values() for r in role)
     assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
     trained = [r for r in runs["cnn"] if r.data.params["model.ensemble_size"] == "2"]
@@ -158,6 +171,12 @@ def test_a_queued_grid_on_two_workers_is_one_run_per_experiment_then_promote_cho
         assert [len(client.get_metric_history(r.info.run_id, f"CNN/epoch/{member}/val_accuracy")) for r in trained] == [
             1
         ] * 3
+    pipelines = {r.data.params["model.arch"]: r for r in runs["pipeline"] if "dvc_exp_name" in r.data.tags}
+    for arch, overrides in EXPLORATION.items():  # each on its own data, read by every stage
+        subset = int(overrides[1].split("=")[1])
+        assert pipelines[arch].data.params["preprocess.subset"] == str(subset)
+        assert pipelines[arch].data.metrics["data/train"] + pipelines[arch].data.metrics["data/val"] == subset
+        assert pipelines[arch].data.metrics["numbers/numbers"] == 4
 
     promoted = run(repo, "python", "-m", "pipeline", "promote").stdout
     best = max(

@@ -1,0 +1,89 @@
+"""compose stage: whole numbers of test digits, composed and photographed once, for the numbers stage to read.
+
+Each number is `min_digits` to `max_digits` distinct test digits side by side (pipeline.composition):
+their empty margins cropped, each a pixel or two up or down; a `touching` share of adjacent pairs
+are moved together until their strokes join, the others are 2 to 6 pixels apart.  The number is
+photographed as the photograph stage photographs a digit and encoded as JPEG at a random quality:
+the bytes a user's file would hold.  Nothing here depends on a model, so an experiment that retrains
+the CNN reuses it; the numbers stage reads the photos with the model.  Numbers are rendered in
+parallel, each from its own seeded generator, so the result does not depend on the number of cores.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+import logging
+import os
+
+import numpy as np
+
+from pipeline import PipelineError, paths
+from pipeline.composition import compose
+from pipeline.files import save_npz
+from pipeline.images import photograph
+from pipeline.params import NumbersParams, load_params
+
+log = logging.getLogger(__name__)
+
+
+def draw_numbers(labels: np.ndarray, params: NumbersParams) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each number, the indices of its digits (distinct, drawn at random) and which pairs touch."""
+    if len(labels) < params.max_digits:
+        raise PipelineError(
+            f"numbers.max_digits = {params.max_digits} needs at least that many test images, "
+            f"the test split has {len(labels)}"
+        )
+    rng = np.random.default_rng(params.seed)
+    numbers = []
+    for _ in range(params.count):
+        length = int(rng.integers(params.min_digits, params.max_digits + 1))
+        numbers.append((rng.choice(len(labels), length, replace=False), rng.random(length - 1) < params.touching))
+    return numbers
+
+
+def photo_of_number(digits: np.ndarray, touching: np.ndarray, index: int, seed: int) -> bytes:
+    """Number `index` composed and photographed (its own generator: `seed`, `index`), as JPEG bytes."""
+    rng = np.random.default_rng([seed, index])
+    photo = io.BytesIO()
+    photograph(compose(digits, touching, rng), rng).save(photo, "JPEG", quality=int(rng.integers(60, 95)))
+    return photo.getvalue()
+
+
+def compose_all(images: np.ndarray, labels: np.ndarray, params: NumbersParams) -> dict[str, np.ndarray]:
+    """Every number of `draw_numbers`, photographed on every core, as the arrays of data/numbers.npz:
+    the JPEG files one after another (`jpeg`, number i's bytes ending at `ends[i]`), each number's
+    digits as a string (`truth`) and its count of touching pairs."""
+    numbers = draw_numbers(labels, params)
+    with concurrent.futures.ProcessPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        photos = list(
+            pool.map(
+                photo_of_number,
+                [images[digits] for digits, _ in numbers],
+                [touching for _, touching in numbers],
+                range(len(numbers)),
+                [params.seed] * len(numbers),
+                chunksize=16,
+            )
+        )
+    return {
+        "jpeg": np.frombuffer(b"".join(photos), np.uint8),
+        "ends": np.cumsum([len(photo) for photo in photos]),
+        "truth": np.array(["".join(map(str, labels[digits])) for digits, _ in numbers]),
+        "touching_pairs": np.array([int(touching.sum()) for _, touching in numbers]),
+    }
+
+
+def main() -> None:
+    params = load_params().numbers
+    images, labels = paths.load_split("test")
+    numbers = compose_all(images, labels, params)
+    save_npz(paths.NUMBER_PHOTOS, numbers)
+    log.info(
+        "%d numbers of %d-%d test digits photographed, %d with a touching pair (%.1f MB of JPEG)",
+        len(numbers["truth"]),
+        params.min_digits,
+        params.max_digits,
+        int(np.sum(numbers["touching_pairs"] > 0)),
+        numbers["jpeg"].size / 1e6,
+    )
