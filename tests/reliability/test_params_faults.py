@@ -136,7 +136,7 @@ STAGE_FAULTS = {  # each stage or command, with a bad value in a section it read
     "photograph": ("photos.count", 0),
     "photos": ("evaluate.batch_size", 0),
     "segmenter": ("segmenter.epochs", 0),
-    "numbers": ("numbers.touching", 1.5),
+    "compose": ("numbers.touching", 1.5),
     "card": ("numbers.max_digits", 13),
     "baseline": ("baseline.C", 0),
     "record": ("mlflow.experiment", ""),
