@@ -38,7 +38,10 @@ def clone(ref: str | None, into: Path) -> None:
         return
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, check=True, capture_output=True, text=True,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split("\0")
     for name in filter(None, listed):
         source, target = ROOT / name, into / name
@@ -48,9 +51,18 @@ def clone(ref: str | None, into: Path) -> None:
         elif target.exists():  # deleted in the checkout
             target.unlink()
     subprocess.run(["git", "add", "--all"], cwd=into, check=True)
-    subprocess.run(["git", "commit", "--quiet", "--allow-empty", "-m", "bench-loop: the checkout"], cwd=into,
-                   check=True, env=os.environ | {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost",
-                                                "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@localhost"})
+    subprocess.run(
+        ["git", "commit", "--quiet", "--allow-empty", "-m", "bench-loop: the checkout"],
+        cwd=into,
+        check=True,
+        env=os.environ
+        | {
+            "GIT_AUTHOR_NAME": "bench",
+            "GIT_AUTHOR_EMAIL": "bench@localhost",
+            "GIT_COMMITTER_NAME": "bench",
+            "GIT_COMMITTER_EMAIL": "bench@localhost",
+        },
+    )
 
 
 def _checkout_name() -> str:
@@ -64,8 +76,12 @@ def _checkout_name() -> str:
 def timed(repo: Path, command: list[str]) -> dict:
     """bench/stages.py's timing of `command` in `repo`."""
     out = repo / "stages.json"
-    subprocess.run([sys.executable, "bench/stages.py", "--out", str(out), "--", *command], cwd=repo, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "bench/stages.py", "--out", str(out), "--", *command],
+        cwd=repo,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return json.loads(out.read_text())
 
 

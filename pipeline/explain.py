@@ -39,7 +39,7 @@ def occlusion(predictor: Predictor, digits: np.ndarray, classes: np.ndarray) -> 
     inked = (hidden != digits[:, None]).any(axis=(2, 3))  # (N, squares): those hiding some ink; the rest change nothing
     drops = np.zeros(inked.shape, np.float32)
     drops[inked] = before.repeat(inked.sum(axis=1)) - _class_probability(
-        predictor, hidden[inked], np.repeat(classes, len(squares)).reshape(inked.shape)[inked]
+        predictor, hidden[inked], np.broadcast_to(classes[:, None], inked.shape)[inked]
     )
     total, cover = np.zeros((len(digits), 28, 28)), np.zeros((28, 28))
     for i, (top, left) in enumerate(squares):

@@ -38,9 +38,10 @@ class _Calibration(quantization.CalibrationDataReader):
 def quantize(fp32: Path, int8: Path, calibration: np.ndarray, batch_size: int = 100) -> None:
     """Write to `int8` the static int8 quantization of the ONNX model `fp32`, its activation ranges
     calibrated on `calibration` images, `batch_size` at a time (the ranges do not depend on it; 100 a
-    batch calibrated four times faster than 1,000, the tensors of every layer then fitting in cache).  QDQ format, int8 weights per output channel in 7 bits
-    (`reduce_range`: x86 CPUs without VNNI multiply uint8 by int8 in 16-bit sums that 8-bit weights
-    can overflow; chosen on the validation split), uint8 activations; the softmax stays float, so probabilities keep their precision."""
+    batch calibrated four times faster than 1,000).  QDQ format, int8 weights per output channel in 7
+    bits (`reduce_range`: x86 CPUs without VNNI multiply uint8 by int8 in 16-bit sums that 8-bit weights
+    can overflow; chosen on the validation split), uint8 activations; the softmax stays float, so
+    probabilities keep their precision."""
     with tempfile.TemporaryDirectory() as folder:
         prepared = Path(folder, "prepared.onnx")  # shapes inferred and graph optimized, as ORT advises
         quantization.quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)  # ONNX's own suffices
