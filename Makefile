@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test tune ui draw serve server bench bench-quick bench-loop chromium postgresql clean
+.PHONY: repro test architecture tune ui draw serve server bench bench-quick bench-loop chromium postgresql clean
 UI_PORT ?= 5000
 DRAW_PORT ?= 8000
 SERVE_PORT ?= 5001
@@ -16,6 +16,9 @@ repro: $(VENV)/installed  ## run the pipeline: data, CNN, ONNX export, photo che
 
 test: $(VENV)/installed chromium postgresql  ## the whole test suite (slow tests included), on every core (at most 4)
 	python -m pytest --numprocesses auto --maxprocesses 4 --dist loadscope --durations=15
+
+architecture: $(VENV)/installed  ## docs/architecture.md from the code and dvc.yaml: the layers, and the stages an edit to each module reruns
+	python -m tests.architecture > docs/architecture.md
 
 tune: $(VENV)/installed  ## the hyperparameter search of tune.yaml, JOBS trials at once, each a DVC experiment (a rerun continues it)
 	python -m pipeline tune --jobs $(JOBS)

@@ -29,9 +29,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the checkout
 
-from pipeline import paths, plots
-from pipeline.files import atomic_write, save_json
-from pipeline.params import Params, load_params, with_overrides
+from pipeline.infra import paths
+from pipeline.infra.files import atomic_write, save_json
+from pipeline.infra.params import Params, load_params, with_overrides
+from pipeline.report import plots
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 THROUGHPUT_REPEATS = 5  # ONNX throughputs, measured alternately
@@ -48,7 +49,7 @@ def train_one(overrides: dict, seed: int, quick: bool, throughputs: bool) -> dic
     test set scored once), training seconds and, if `throughputs`, the throughput of its ONNX exports
     as the export stage writes them: fp32 and int8 (a single model) or the ensemble and one member.
     An ensemble's first member is also scored alone: 1 member against N."""
-    from pipeline import training
+    from pipeline.ml import training
 
     params = preset_params(overrides | ({"train.epochs": 1} if quick else {}), seed)
     (x, y), validation, (x_test, y_test) = (paths.load_split(split) for split in paths.SPLITS)
@@ -72,7 +73,7 @@ def train_one(overrides: dict, seed: int, quick: bool, throughputs: bool) -> dic
 
 def scores(model, validation: tuple, test: tuple, params: Params) -> dict:
     """Validation accuracy, and test accuracy: the test set scored once, reported only."""
-    from pipeline import training
+    from pipeline.ml import training
 
     (x_test, y_test), batch_size = test, params.evaluate.batch_size
     predicted = model.predict(x_test, batch_size=batch_size, verbose=0).argmax(axis=1)
@@ -86,9 +87,9 @@ def onnx_throughputs(exports: dict, calibration: np.ndarray, images: np.ndarray,
     """Images/s and one image's latency of each model's ONNX export (named `<name>_onnx_...`; with
     `int8`, also the int8 quantization of the one model, `int8_onnx_...`) at `evaluate.batch_size`,
     measured alternately, THROUGHPUT_REPEATS times."""
-    from pipeline import onnx_export
-    from pipeline.inference import onnx_predictor
-    from pipeline.scoring import timed_predictions
+    from pipeline.ml import onnx_export
+    from pipeline.ml.predictors import onnx_predictor
+    from pipeline.ml.scoring import timed_predictions
 
     with tempfile.TemporaryDirectory() as folder:
         files = {}

@@ -1,4 +1,4 @@
-"""How the segmentation settings of pipeline/images.py were chosen: on numbers composed of *training* digits.
+"""How the settings of pipeline/images/segmentation.py were chosen: on numbers composed of *training* digits.
 
 Each setting is tried on the same numbers, composed, photographed and read back exactly as the numbers
 stage does it, but from the preprocessed training split (never the test set, which only the stage
@@ -17,14 +17,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the checkout
 
-from pipeline import images, paths
-from pipeline.params import load_params
+from pipeline.images import segmentation
+from pipeline.infra import paths
+from pipeline.infra.params import load_params
 from pipeline.stages import compose, numbers
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("grid", nargs="*", metavar="NAME=V1,V2", help="a constant of pipeline/images.py and values")
+    parser.add_argument("grid", nargs="*", metavar="NAME=V1,V2", help="a constant of the segmentation and values")
     parser.add_argument("--count", type=int, default=300, help="numbers per setting (default 300)")
     options = parser.parse_args()
     names = [item.split("=")[0] for item in options.grid]
@@ -34,7 +35,9 @@ def main() -> None:
     print("setting\tsequence\tdigits\tcount\ttouching")
     for setting in itertools.product(*values):
         for name, value in zip(names, setting, strict=True):
-            setattr(images, name, type(getattr(images, name))(value))  # read at call time; forked workers inherit it
+            setattr(
+                segmentation, name, type(getattr(segmentation, name))(value)
+            )  # read at call time; forked workers inherit it
         table = numbers.read_all(composed, (paths.ONNX_MODEL, paths.TOUCHING_MODEL))
         metrics = numbers.number_metrics(table)
         label = " ".join(f"{n}={v}" for n, v in zip(names, setting, strict=True)) or "committed"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the checkout
 
-from pipeline.paths import TRAIN_SPEED
+from pipeline.infra.paths import TRAIN_SPEED
 
 STAGE_LINE = re.compile(r"^Running stage '([\w-]+)'")
 

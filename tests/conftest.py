@@ -22,6 +22,7 @@ from tests.digits import font_mnist
 from tests.mnist_files import REPO, params_with
 from tests.reliability.checks import DATA_LOST
 from tests.repos import make_repo, run
+from tests.xdist_scheduling import scheduling
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -117,9 +118,9 @@ def digit_model(tmp_path_factory) -> SimpleNamespace:
 
     It really reads digits (over 95% right on typeset digits it never saw), so tests of predict, the
     export, the REST server and the draw page can check answers, not just shapes.  Beside it, a
-    touching-digits detector trained on numbers of typeset digits (pipeline.touching).
+    touching-digits detector trained on numbers of typeset digits (pipeline.ml.touching_detector).
     """
-    from pipeline import onnx_export, touching, training  # TensorFlow: only for the tests that need it
+    from pipeline.ml import onnx_export, touching_detector, training  # TensorFlow: only for the tests that need it
 
     params = params_with(
         {
@@ -136,7 +137,7 @@ def digit_model(tmp_path_factory) -> SimpleNamespace:
     folder = tmp_path_factory.mktemp("digit_model")
     model.save(folder / "cnn.keras")
     onnx_export.export(model, folder / "cnn.onnx", folder / "cnn-int8.onnx", font_mnist(200, seed=4)[0], params)
-    detector, _ = touching.train(font_mnist(500, seed=5)[0], font_mnist(100, seed=6)[0], params.segmenter)
+    detector, _ = touching_detector.train(font_mnist(500, seed=5)[0], font_mnist(100, seed=6)[0], params.segmenter)
     detector.export(str(folder / "touching.onnx"), format="onnx", verbose=False)
     return SimpleNamespace(
         model=model,
@@ -181,15 +182,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook
 def pytest_xdist_make_scheduler(config: pytest.Config, log):  # log: xdist's Producer
-    """Each test is a unit of its own, except REPRODUCED_MODULES, which are one unit (pytest-xdist's
-    own `loadgroup` marks no longer reach its scheduler under pytest 9)."""
-    from xdist.scheduler import LoadScopeScheduling
-
-    class Scheduling(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return "reproduced" if nodeid.startswith(REPRODUCED_MODULES) else nodeid
-
-    return Scheduling(config, log)
+    """Each test is a unit of its own, except REPRODUCED_MODULES, which are one unit."""
+    return scheduling(config, log, REPRODUCED_MODULES)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # terminalreporter: pytest's TerminalReporter

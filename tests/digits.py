@@ -10,7 +10,7 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from pipeline.images import to_mnist
+from pipeline.images.digits import to_mnist
 
 FONT_DIR = Path(matplotlib.get_data_path(), "fonts", "ttf")
 FONTS = sorted(

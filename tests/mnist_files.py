@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.params import Params, load_params, with_overrides
+from pipeline.infra.params import Params, load_params, with_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"

@@ -11,8 +11,8 @@ import sys
 import pytest
 import yaml
 
-from pipeline import paths
-from pipeline.files import save_npz
+from pipeline.infra import paths
+from pipeline.infra.files import save_npz
 from tests.mnist_files import REPO, learnable_mnist
 
 _SPEC = importlib.util.spec_from_file_location("bench", REPO / "bench" / "bench.py")  # a script, not a package

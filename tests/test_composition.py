@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from pipeline import composition
+from pipeline.images import composition
 from tests.digits import font_mnist
 
 

@@ -3,16 +3,15 @@ stages write, record depends on everything it logs."""
 
 from __future__ import annotations
 
-import ast
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 
-from pipeline import paths
 from pipeline.__main__ import SUBCOMMANDS
+from pipeline.infra import paths
 from pipeline.stages import evaluate, record
+from tests.architecture import import_closure
 from tests.mnist_files import REPO
 
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
@@ -23,35 +22,13 @@ def _outs(stage: dict) -> set[str]:
     return {next(iter(out)) if isinstance(out, dict) else out for out in stage.get("outs", [])}
 
 
-def _module_file(name: str) -> Path:
-    path = REPO.joinpath(*name.split("."))
-    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
-
-
-def import_closure(module: str) -> set[str]:
-    """The files of every `pipeline` module that importing `module` runs, transitively (packages'
-    __init__ included; imports inside functions too)."""
-    seen: set[Path] = set()
-    pending = [module]
-    while pending:
-        parts = pending.pop().split(".")
-        for depth in range(1, len(parts) + 1):
-            file = _module_file(".".join(parts[:depth]))
-            if file in seen or not file.exists():
-                continue
-            seen.add(file)
-            for node in ast.walk(ast.parse(file.read_text())):
-                if isinstance(node, ast.Import):
-                    pending += [alias.name for alias in node.names if alias.name.startswith("pipeline")]
-                elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipeline"):
-                    pending += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
-    return {str(file.relative_to(REPO)) for file in seen}
-
-
-def test_the_import_closure_follows_imports_inside_functions_and_packages():
-    closure = import_closure("pipeline.stages.photos")
-    assert {"pipeline/__init__.py", "pipeline/stages/__init__.py", "pipeline/inference.py"} <= closure
-    assert "pipeline/tracking.py" in closure  # inference imports it inside a function, for MLflow URIs
+def test_the_import_closure_follows_imports_inside_functions_and_packages_not_error_handlers():
+    closure = import_closure("pipeline.commands.predict")
+    assert {"pipeline/__init__.py", "pipeline/commands/__init__.py", "pipeline/reading/models.py"} <= closure
+    assert "pipeline/infra/tracking.py" in closure  # reading.models imports it inside a function, for MLflow URIs
+    assert "pipeline/report/plots.py" in closure  # predict imports it inside a function, for --explain
+    params = import_closure("pipeline.infra.params")
+    assert "pipeline/infra/params_errors.py" not in params  # imported only while a ValidationError is handled
 
 
 @pytest.mark.parametrize("name", list(DVC["stages"]))

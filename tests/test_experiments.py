@@ -2,8 +2,8 @@
 
 import yaml
 
-from pipeline.experiments import as_override, task_states
-from pipeline.params import YamlLoader
+from pipeline.infra.yaml_files import YamlLoader
+from pipeline.search.dvc_queue import as_override, task_states
 
 STATUS = """\
 Task     Name            Created    Status

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import explain, models
-from pipeline.inference import keras_predictor, onnx_predictor
-from pipeline.params import AugmentParams
+from pipeline.infra.params import AugmentParams
+from pipeline.ml import explain, models
+from pipeline.ml.predictors import keras_predictor, onnx_predictor
 from tests.digits import font_mnist
 
 pytestmark = pytest.mark.slow  # trains the digit model once per session

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from pipeline.files import atomic_write, content_digest, load_npz, save_npz
+from pipeline.infra.files import atomic_write, content_digest, load_npz, save_npz
 from tests.mnist_files import fake_mnist
 
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from pipeline.images import MAX_PIXELS, ImageError, grey_levels, load_digit, read_image, to_mnist
+from pipeline.images.digits import MAX_PIXELS, ImageError, grey_levels, load_digit, read_image, to_mnist
 from tests.digits import page
 
 

@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline import models
-from pipeline.params import AugmentParams, ModelParams
+from pipeline.infra.params import AugmentParams, ModelParams
+from pipeline.ml import models
 
 NO_AUGMENT = AugmentParams(enabled=False, rotation_deg=0, shift=0, zoom=0)
 AUGMENT = AugmentParams(enabled=True, rotation_deg=15, shift=0.1, zoom=0.1)
@@ -53,7 +53,7 @@ def test_augmentation_distorts_in_training_only():
 def test_test_time_shift_averages_the_image_and_its_four_shifts(tmp_path):
     """Saved with Keras' own layers (loads with safe_mode, exports to ONNX) and equal to the mean
     of the plain model over the image moved one pixel each way, zeros shifted in."""
-    from pipeline.inference import onnx_predictor
+    from pipeline.ml.predictors import onnx_predictor
 
     plain = models.inference_model(models.build("tiny", AUGMENT))
     models.inference_model(models.build("tiny", AUGMENT), test_time_shift=1).save(tmp_path / "cnn.keras")
@@ -71,8 +71,8 @@ def test_test_time_shift_averages_the_image_and_its_four_shifts(tmp_path):
 def test_an_ensemble_is_one_model_averaging_its_members(tmp_path):
     """Saved and loaded as one file, exported as one ONNX graph, its probabilities the members' mean;
     Grad-CAM on it is the mean of its members' maps."""
-    from pipeline import explain
-    from pipeline.inference import onnx_predictor
+    from pipeline.ml import explain
+    from pipeline.ml.predictors import onnx_predictor
 
     keras.utils.set_random_seed(0)
     members = [models.inference_model(models.build("tiny", AUGMENT), 1, f"tiny_{k}") for k in (1, 2, 3)]

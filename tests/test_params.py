@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline.params import IDX_FILES, Params, ParamsError, load_params, parse_params
+from pipeline.infra.params import IDX_FILES, Params, ParamsError, load_params, parse_params
 from tests.mnist_files import REPO
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.scoring import classification_metrics, predictions_table, timed_predictions
+from pipeline.ml.scoring import classification_metrics, predictions_table, timed_predictions
 from tests.mnist_files import one_hot
 
 

@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from pipeline import composition, detector_examples
-from pipeline.images import MAX_DIGITS, ImageError, segment
+from pipeline.images import composition, detector_examples
+from pipeline.images.digits import ImageError
+from pipeline.images.segmentation import MAX_DIGITS, segment
 
 SCALE = 4  # pages are drawn this many times MNIST's size, as a photo is
 UNSURE = lambda images: np.full((len(images), 10), 0.1, np.float32)  # noqa: E731 (a classifier with no opinion)

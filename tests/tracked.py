@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 import yaml
 
-from pipeline import tracking
+from pipeline.infra import metric_names
 from pipeline.stages import record
 
 
@@ -46,14 +46,14 @@ def snapshot(run_id: str) -> dict:
 
 def assert_run_matches_outputs(run, repo: Path) -> None:
     """The pipeline run holds exactly the repo's params.yaml, metrics files and history."""
-    assert run.data.params == tracking.flatten(yaml.safe_load((repo / "params.yaml").read_text()))
+    assert run.data.params == metric_names.flatten(yaml.safe_load((repo / "params.yaml").read_text()))
     files = {path: json.loads((repo / path).read_text()) for path in record.METRICS}
-    expected = tracking.metrics_of(files)
+    expected = metric_names.metrics_of(files)
     epochs = (repo / "reports/history.csv").read_text().splitlines()
-    curves = {f"{tracking.EPOCH_SECTION}/{name}" for name in epochs[0].split(",")[1:]}
+    curves = {f"{metric_names.EPOCH_SECTION}/{name}" for name in epochs[0].split(",")[1:]}
     assert run.data.metrics.keys() - curves == expected.keys()
     assert {name: run.data.metrics[name] for name in expected} == expected
     client = mlflow.MlflowClient()
     assert [
-        m.step for m in client.get_metric_history(run.info.run_id, f"{tracking.EPOCH_SECTION}/val_accuracy")
+        m.step for m in client.get_metric_history(run.info.run_id, f"{metric_names.EPOCH_SECTION}/val_accuracy")
     ] == list(range(1, len(epochs)))

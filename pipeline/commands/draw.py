@@ -5,7 +5,7 @@ nothing to install, and nothing served but the page and `POST /predict`.  The pa
 as a PNG while the pen moves and when it lifts; the server reads it with the same code as `predict`
 (pipeline.images.segment), so the page and the command line always agree, and answers with the
 number and, per digit, its ten probabilities, the 28x28 image the model saw and its occlusion map
-(pipeline.explain), which the page draws over it.
+(pipeline.ml.explain), which the page draws over it.
 """
 
 from __future__ import annotations
@@ -20,10 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import explain
 from pipeline.commands import add_address, add_model
-from pipeline.images import ImageError, read_image, segment
-from pipeline.inference import Predictor, default_model, load_predictor, load_touching
+from pipeline.images.digits import ImageError, read_image
+from pipeline.images.segmentation import segment
+from pipeline.ml import explain
+from pipeline.ml.predictors import Predictor
+from pipeline.reading.models import default_model, load_predictor
+from pipeline.reading.numbers import load_touching
 
 log = logging.getLogger(__name__)
 PAGE = Path(__file__).with_name("draw.html")

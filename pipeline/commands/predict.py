@@ -6,7 +6,7 @@ where they touch, and normalised as MNIST was made.  An image that cannot be rea
 gets a one-line error on stderr while the others are still read, and the exit code is then 1.
 Output: a table, or `--json` / `--csv` for machines; `"number"` is a string of digits ("0042").
 `--explain DIR` also writes DIR/<image name>.png (names that repeat, with their folders): the image
-with a box round each digit, and each digit with its occlusion map (pipeline.explain: it works on any
+with a box round each digit, and each digit with its occlusion map (pipeline.ml.explain: it works on any
 model, the ONNX export included).
 """
 
@@ -26,7 +26,9 @@ import numpy as np
 
 from pipeline import PipelineError
 from pipeline.commands import add_model
-from pipeline.inference import TOP, Predictor, default_model, load_predictor, load_touching, predict_files, read_file
+from pipeline.ml.predictors import Predictor
+from pipeline.reading.models import default_model, load_predictor
+from pipeline.reading.numbers import TOP, load_touching, predict_files, read_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -82,8 +84,9 @@ def _csv_confidence(row: dict) -> dict:
 def write_explanations(files: list[Path], predictor: Predictor, touching: Predictor | None, folder: Path) -> list[dict]:
     """`predict_files`' rows, and for each image read, `folder`/<name>.png: its digits boxed, each with its
     occlusion map."""
-    from pipeline import explain, plots  # matplotlib: only with --explain
-    from pipeline.images import read_image
+    from pipeline.images.digits import read_image
+    from pipeline.ml import explain  # matplotlib: only with --explain
+    from pipeline.report import plots
 
     folder.mkdir(parents=True, exist_ok=True)
     rows, names = [], overlay_names(files)

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 import mlflow
 
-from pipeline import PipelineError, paths, tracking
-from pipeline.params import load_params
+from pipeline import PipelineError
+from pipeline.infra import metric_names, paths, tracking
+from pipeline.infra.params import load_params
 
 CHAMPION_ALIAS = "champion"
 VAL_ACCURACY, VAL_LOSS, TEST_ACCURACY = (
-    tracking.metric_name(paths.CNN_METRICS, key) for key in ("val_accuracy", "val_loss", "test_accuracy")
+    metric_names.metric_name(paths.CNN_METRICS, key) for key in ("val_accuracy", "val_loss", "test_accuracy")
 )
 
 

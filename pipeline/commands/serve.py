@@ -12,9 +12,10 @@ import argparse
 import os
 import sys
 
-from pipeline import environment, tracking
+from pipeline import environment
 from pipeline.commands import add_address
-from pipeline.params import load_params
+from pipeline.infra import tracking
+from pipeline.infra.params import load_params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

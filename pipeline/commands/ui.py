@@ -5,7 +5,7 @@ direct address of the experiment's runs table before starting the server.  That 
 view shared through MLflow's own mechanism (an experiment tag `mlflow.sharedViewState.<key>`,
 named by the URL's `viewStateShareKey`), whose runs table shows the CNN's test and validation
 accuracy beside each run.  The chart groups need no view: metric names put the CNN's first
-(`tracking.metrics_of`).
+(`metric_names.metrics_of`).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import sys
 
 import mlflow
 
-from pipeline import paths, tracking
 from pipeline.commands import add_address
-from pipeline.params import load_params
+from pipeline.infra import metric_names, paths, tracking
+from pipeline.infra.params import load_params
 
 SHARED_VIEW_TAG = "mlflow.sharedViewState."
 COLUMNS = [  # the runs table's columns, beyond its name, start and duration: MLflow's `<type>.`<key>`` names
-    f"metrics.`{tracking.metric_name(paths.CNN_METRICS, key)}`" for key in ("test_accuracy", "val_accuracy")
+    f"metrics.`{metric_names.metric_name(paths.CNN_METRICS, key)}`" for key in ("test_accuracy", "val_accuracy")
 ]
 
 

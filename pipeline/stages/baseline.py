@@ -20,10 +20,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from pipeline import paths, tracking
-from pipeline.files import atomic_write, save_json
-from pipeline.params import BaselineParams, load_params
-from pipeline.scoring import classification_metrics, save_predictions, timed_predictions
+from pipeline.infra import metric_names, paths, tracking
+from pipeline.infra.files import atomic_write, save_json
+from pipeline.infra.params import BaselineParams, load_params
+from pipeline.ml.scoring import classification_metrics, save_predictions, timed_predictions
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def main() -> None:
     tracking.use_experiment(params.mlflow.experiment)  # a store that cannot be used fails before any work
     training, (images, actual) = paths.load_split("train"), paths.load_split("test")
     with tracking.start_run(tracking.run_name("baseline"), tracking.run_tags("baseline")) as run:
-        mlflow.log_params(tracking.flatten({"preprocess": params.preprocess, "baseline": params.baseline}))
+        mlflow.log_params(metric_names.flatten({"preprocess": params.preprocess, "baseline": params.baseline}))
         mlflow.set_tag(
             "data_digest", tracking.log_dataset(*training, "mnist-train", paths.split_file("train"), "training")
         )
@@ -84,7 +84,7 @@ def main() -> None:
         for path, content in outputs.items():
             save_json(path, content)
         save_predictions(paths.BASELINE_PREDICTIONS, actual, probabilities)
-        mlflow.log_metrics(tracking.metrics_of(outputs))
+        mlflow.log_metrics(metric_names.metrics_of(outputs))
 
         info = mlflow.sklearn.log_model(
             model,

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-from pipeline import paths, plots
-from pipeline.files import atomic_write
-from pipeline.params import Params, load_params
+from pipeline.infra import paths
+from pipeline.infra.files import atomic_write
+from pipeline.infra.params import Params, load_params
+from pipeline.report import plots
 
 log = logging.getLogger(__name__)
 CONFUSED_PAIRS = 5  # the most frequent (true, read) pairs the card lists

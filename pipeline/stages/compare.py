@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-from pipeline import PipelineError, paths, plots
-from pipeline.files import atomic_write, save_json
+from pipeline import PipelineError
+from pipeline.infra import paths
+from pipeline.infra.files import atomic_write, save_json
+from pipeline.report import plots
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """compose stage: whole numbers of test digits, composed and photographed once, for the numbers stage to read.
 
-Each number is `min_digits` to `max_digits` distinct test digits side by side (pipeline.composition):
+Each number is `min_digits` to `max_digits` distinct test digits side by side (pipeline.images.composition):
 their empty margins cropped, each a pixel or two up or down; a `touching` share of adjacent pairs
 are moved together until their strokes join, the others are 2 to 6 pixels apart.  The number is
 photographed as the photograph stage photographs a digit and encoded as JPEG at a random quality:
@@ -18,11 +18,12 @@ import os
 
 import numpy as np
 
-from pipeline import PipelineError, paths
-from pipeline.composition import compose
-from pipeline.files import save_npz
-from pipeline.images import photograph
-from pipeline.params import NumbersParams, load_params
+from pipeline import PipelineError
+from pipeline.images.camera import photograph
+from pipeline.images.composition import compose
+from pipeline.infra import paths
+from pipeline.infra.files import save_npz
+from pipeline.infra.params import NumbersParams, load_params
 
 log = logging.getLogger(__name__)
 

@@ -9,31 +9,28 @@ digest of their content, so any two runs can be shown to hold identical data.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
-import gzip
 import logging
-import math
 import pickle
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import typing
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import PipelineError, one_line, paths
-from pipeline.files import atomic_write, content_digest, file_digest, load_npz, save_json, save_npz
-from pipeline.params import DataParams, SourceParams, load_params
+from pipeline import PipelineError, one_line
+from pipeline.infra import paths
+from pipeline.infra.files import atomic_write, content_digest, file_digest, save_json, save_npz
+from pipeline.infra.mnist_formats import DECODERS
+from pipeline.infra.params import DataParams, SourceParams, load_params
 
 log = logging.getLogger(__name__)
-ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
 
 
 class SourceError(PipelineError):
@@ -73,7 +70,7 @@ def fetch(source: SourceParams, cache: Path, timeout_s: float) -> dict[str, Path
 def decode(fmt: str, files: dict[str, Path]) -> dict[str, np.ndarray]:
     """Decode verified files of format `fmt` into the four Keras-layout arrays."""
     try:
-        arrays = _DECODERS[fmt](files)
+        arrays = DECODERS[fmt](files)
     except (OSError, EOFError, ValueError, TypeError, KeyError, zlib.error, pickle.UnpicklingError) as error:
         raise SourceError(f"cannot decode {fmt} files: {one_line(error)}") from None
     _check_layout(arrays)
@@ -142,80 +139,6 @@ def _extract_verified(archive: zipfile.ZipFile, name: str, path: Path, spec: str
             shutil.copyfileobj(member, out)
         if file_digest(tmp, algorithm) != expected:
             raise SourceError(f"{name} in {Path(archive.filename).name}: {algorithm} mismatch")
-
-
-def _decode_npz(files: dict[str, Path]) -> dict[str, np.ndarray]:
-    (path,) = files.values()
-    arrays = load_npz(path)
-    return {name: arrays[name] for name in ARRAY_NAMES}
-
-
-def _decode_idx(files: dict[str, Path]) -> dict[str, np.ndarray]:
-    return {
-        "x_train": _read_idx(files["train-images-idx3-ubyte.gz"]),
-        "y_train": _read_idx(files["train-labels-idx1-ubyte.gz"]),
-        "x_test": _read_idx(files["t10k-images-idx3-ubyte.gz"]),
-        "y_test": _read_idx(files["t10k-labels-idx1-ubyte.gz"]),
-    }
-
-
-def _read_idx(path: Path) -> np.ndarray:
-    """One gzipped IDX file of unsigned bytes (http://yann.lecun.com/exdb/mnist/ format)."""
-    with gzip.open(path) as file:
-        data = file.read()
-    if len(data) < 4 or data[:3] != b"\0\0\x08":
-        raise ValueError(f"{path.name} is not an IDX file of unsigned bytes")
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    body = data[4 + 4 * ndim :]
-    if len(body) != math.prod(shape):
-        raise ValueError(f"{path.name} holds {len(body)} bytes, its header promises {math.prod(shape)}")
-    return np.frombuffer(body, np.uint8).reshape(shape)
-
-
-def _decode_pickle(files: dict[str, Path]) -> dict[str, np.ndarray]:
-    """The classic (train, valid, test) pickle of float32 pixels = uint8 / 256; train + valid = 60k."""
-    (path,) = files.values()
-    with gzip.open(path) as file:
-        (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = _NumpyOnlyUnpickler(file, encoding="latin1").load()
-    return {
-        "x_train": _pixels_from_floats(np.concatenate([x_train, x_valid])),
-        "y_train": np.concatenate([y_train, y_valid]).astype(np.uint8),
-        "x_test": _pixels_from_floats(x_test),
-        "y_test": y_test.astype(np.uint8),
-    }
-
-
-def _pixels_from_floats(x: np.ndarray) -> np.ndarray:
-    """Recover the original bytes from pixels stored as uint8 / 256, refusing anything else."""
-    pixels = np.rint(x * 256)
-    if pixels.max() > 255 or not np.array_equal(pixels / 256, x):
-        raise ValueError("pickled pixels are not exact multiples of 1/256 below 1")
-    return pixels.astype(np.uint8).reshape(-1, 28, 28)
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles numpy arrays and nothing else, so a pickle can never run arbitrary code."""
-
-    _ALLOWED: typing.ClassVar[dict[tuple[str, str], object]] = {
-        ("numpy.core.multiarray", "_reconstruct"): np.empty(0).__reduce__()[0],
-        ("numpy._core.multiarray", "_reconstruct"): np.empty(0).__reduce__()[0],
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        ("_codecs", "encode"): codecs.encode,  # how Python 3 writes bytes at protocol 2
-    }
-
-    def find_class(self, module: str, name: str) -> object:
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
-        return self._ALLOWED[module, name]
-
-
-_DECODERS: dict[str, Callable[[dict[str, Path]], dict[str, np.ndarray]]] = {
-    "npz": _decode_npz,
-    "idx": _decode_idx,
-    "pickle": _decode_pickle,
-}
 
 
 def _check_layout(arrays: dict[str, np.ndarray]) -> None:

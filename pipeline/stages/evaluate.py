@@ -5,7 +5,7 @@ on, test is only reported), per-digit and macro precision/recall/F1 on the test 
 (throughput, timed on the scoring pass itself, and single-image latency), per-image predictions
 (DVC's confusion plot and the compare stage read them), the test probabilities (the export's
 reference), the saliency maps' deletion test on the first `explain_images` test digits
-(metrics/CNN/explain.json, pipeline.explain), and figures: confusion matrix, misclassified digits
+(metrics/CNN/explain.json, pipeline.ml.explain), and figures: confusion matrix, misclassified digits
 (alone and with their Grad-CAM and occlusion maps), sample predictions, training curves.
 """
 
@@ -20,11 +20,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import classification_report
 
-from pipeline import explain, paths, plots, training
-from pipeline.files import atomic_write, save_json, save_npz
-from pipeline.inference import keras_predictor
-from pipeline.params import load_params
-from pipeline.scoring import classification_metrics, save_predictions, timed_predictions
+from pipeline.infra import paths
+from pipeline.infra.files import atomic_write, save_json, save_npz
+from pipeline.infra.params import load_params
+from pipeline.ml import explain, training
+from pipeline.ml.predictors import keras_predictor
+from pipeline.ml.scoring import classification_metrics, save_predictions, timed_predictions
+from pipeline.report import plots
 
 log = logging.getLogger(__name__)
 FIGURES = (paths.CONFUSION_PLOT, paths.MISCLASSIFIED_PLOT, paths.SAMPLES_PLOT, paths.CURVES_PLOT)

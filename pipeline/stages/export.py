@@ -1,6 +1,6 @@
 """export stage: the CNN as ONNX, in float32 and statically quantized to int8, checked against Keras.
 
-`pipeline.onnx_export.export` writes both (the train stage saved the inference model, without the
+`pipeline.ml.onnx_export.export` writes both (the train stage saved the inference model, without the
 augmentation layers, which have no ONNX operators).  Both classify the whole test set, and their
 answers are compared with Keras' own, which the evaluate stage saved.  The gates judge the
 conversion, not the model, so they hold a 1-epoch model to the same standard as a finished one:
@@ -25,11 +25,13 @@ import math
 
 import numpy as np
 
-from pipeline import PipelineError, models, onnx_export, paths
-from pipeline.files import atomic_write, load_npz, save_json
-from pipeline.inference import onnx_predictor
-from pipeline.params import ExportParams, load_params
-from pipeline.scoring import timed_predictions
+from pipeline import PipelineError
+from pipeline.infra import paths
+from pipeline.infra.files import atomic_write, load_npz, save_json
+from pipeline.infra.params import ExportParams, load_params
+from pipeline.ml import models, onnx_export
+from pipeline.ml.predictors import onnx_predictor
+from pipeline.ml.scoring import timed_predictions
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """numbers stage: whole numbers read as `predict` reads them, from the photos the compose stage made.
 
 Each photographed number (data/numbers.npz: JPEG files of numbers composed of test digits) is read
-by `pipeline.images.segment` with the ONNX export and the touching-digits detector, `predict`'s
+by `pipeline.images.segmentation.segment` with the ONNX export and the touching-digits detector, `predict`'s
 default models, from its JPEG bytes as `predict` reads a file.  Metrics: sequence accuracy (the whole
 number right), digit accuracy (1 - edit distance / digits, so a digit missed, split in two or misread
 costs one), the share read with the right number of digits, and sequence accuracy on the numbers with
@@ -20,10 +20,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from pipeline import paths, plots
-from pipeline.files import atomic_write, load_npz, save_json
-from pipeline.images import ImageError, read_image, segment
-from pipeline.inference import Predictor, onnx_predictor, read_number
+from pipeline.images.digits import ImageError, read_image
+from pipeline.images.segmentation import segment
+from pipeline.infra import paths
+from pipeline.infra.files import atomic_write, load_npz, save_json
+from pipeline.ml.predictors import Predictor, onnx_predictor
+from pipeline.reading.numbers import read_number
+from pipeline.report import plots
 
 log = logging.getLogger(__name__)
 SHOWN = 6  # numbers in the report figure: the first ones, and the first two read wrong

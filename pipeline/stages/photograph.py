@@ -21,10 +21,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline import paths, plots
-from pipeline.files import save_npz
-from pipeline.images import ImageError, load_digit, photograph
-from pipeline.params import load_params
+from pipeline.images.camera import photograph
+from pipeline.images.digits import ImageError, load_digit
+from pipeline.infra import paths
+from pipeline.infra.files import save_npz
+from pipeline.infra.params import load_params
+from pipeline.report import plots
 
 log = logging.getLogger(__name__)
 SHOWN = 8  # photos in the report figure

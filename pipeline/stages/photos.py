@@ -11,10 +11,10 @@ import logging
 
 import numpy as np
 
-from pipeline import paths
-from pipeline.files import load_npz, save_json
-from pipeline.inference import load_predictor, predict_in_batches
-from pipeline.params import load_params
+from pipeline.infra import paths
+from pipeline.infra.files import load_npz, save_json
+from pipeline.infra.params import load_params
+from pipeline.ml.predictors import onnx_predictor, predict_in_batches
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def main() -> None:
     batch_size = load_params().evaluate.batch_size
     photos = load_npz(paths.PHOTOS)
     images, _ = paths.load_split("test")
-    predictor = load_predictor(paths.ONNX_MODEL)
+    predictor = onnx_predictor(paths.ONNX_MODEL)
     on_photos = predict_in_batches(predictor, photos["x"], batch_size).argmax(1)
     as_mnist = predict_in_batches(predictor, images[photos["index"]], batch_size).argmax(1)
     metrics = photo_metrics(on_photos, as_mnist, photos["y"], photos["readable"])

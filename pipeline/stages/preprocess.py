@@ -13,9 +13,11 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from pipeline import PipelineError, paths, plots
-from pipeline.files import atomic_write, load_npz, save_json, save_npz
-from pipeline.params import PreprocessParams, load_params
+from pipeline import PipelineError
+from pipeline.infra import paths
+from pipeline.infra.files import atomic_write, load_npz, save_json, save_npz
+from pipeline.infra.params import PreprocessParams, load_params
+from pipeline.report import plots
 
 log = logging.getLogger(__name__)
 Split = tuple[np.ndarray, np.ndarray]

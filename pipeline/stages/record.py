@@ -21,9 +21,11 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from pipeline import paths, tracking, trials
-from pipeline.files import file_digest, save_json
-from pipeline.params import PARAMS_FILE, load_params, read_yaml
+from pipeline.infra import metric_names, paths, tracking
+from pipeline.infra.files import file_digest, save_json
+from pipeline.infra.params import PARAMS_FILE, load_params
+from pipeline.infra.yaml_files import read_yaml
+from pipeline.search.handover import current_trial
 
 log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
@@ -83,7 +85,7 @@ def run_tags(trainings: dict[str, dict]) -> dict[str, str]:
     digest, and the training runs and model versions it used."""
     tags = tracking.run_tags("pipeline") | {f"dvc.md5.{path}": file_digest(path, "md5") for path in FINGERPRINTED}
     tags["data_digest"] = json.loads(paths.RAW_MANIFEST.read_text())["content_digest"]
-    if trial := trials.current():
+    if trial := current_trial():
         tags |= {PARENT_TAG: trial.study_run_id, "optuna.study": trial.study, "optuna.trial": str(trial.number)}
     for role, handover in trainings.items():
         tags[f"{role}.run_id"] = handover["run_id"]
@@ -118,15 +120,15 @@ def main() -> None:
     params = load_params()
     experiment_id = tracking.use_experiment(params.mlflow.experiment)  # fails before any work
     trainings = {role: json.loads(path.read_text()) for role, path in TRAININGS.items()}
-    flat_params = tracking.flatten(read_yaml(PARAMS_FILE))
-    metrics = tracking.metrics_of({path: json.loads(path.read_text()) for path in METRICS})
+    flat_params = metric_names.flatten(read_yaml(PARAMS_FILE))
+    metrics = metric_names.metrics_of({path: json.loads(path.read_text()) for path in METRICS})
     history = pd.read_csv(paths.HISTORY)
     with tracking.start_run(tracking.run_name(), run_tags(trainings)) as run:
         mlflow.set_tag("mlflow.note.content", description(experiment_id, trainings))
         mlflow.log_params(flat_params)
         mlflow.log_metrics(metrics)
         for epoch in history.to_dict("records"):
-            mlflow.log_metrics(tracking.epoch_metrics(epoch), step=int(epoch["epoch"]))
+            mlflow.log_metrics(metric_names.epoch_metrics(epoch), step=int(epoch["epoch"]))
         for path in (*METRICS, *REPORTS, paths.ONNX_MODEL, paths.INT8_MODEL):
             mlflow.log_artifact(str(path), artifact_path=str(path.parent))
         nest_fresh_trainings(run.info.run_id, trainings)

@@ -1,7 +1,7 @@
 """segmenter stage: the touching-digits detector that `predict`'s segmentation asks which blobs to cut.
 
 It learns from blobs composed of training-split digits and is scored on blobs composed of validation-
-split digits (pipeline.touching); no test digit is seen.  Writes models/touching.onnx (ONNX, like the
+split digits (pipeline.ml.touching_detector); no test digit is seen.  Writes models/touching.onnx (ONNX, like the
 digit model `predict` uses by default) and metrics/segmenter.json.
 """
 
@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import logging
 
-from pipeline import paths, touching
-from pipeline.files import atomic_write, save_json
-from pipeline.params import load_params
+from pipeline.infra import paths
+from pipeline.infra.files import atomic_write, save_json
+from pipeline.infra.params import load_params
+from pipeline.ml import touching_detector
 
 log = logging.getLogger(__name__)
 
 
 def main() -> None:
     params = load_params().segmenter
-    model, metrics = touching.train(paths.load_split("train")[0], paths.load_split("val")[0], params)
+    model, metrics = touching_detector.train(paths.load_split("train")[0], paths.load_split("val")[0], params)
     with atomic_write(paths.TOUCHING_MODEL) as tmp:
         model.export(str(tmp), format="onnx", verbose=False)
     save_json(paths.SEGMENTER_METRICS, metrics)

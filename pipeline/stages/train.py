@@ -1,4 +1,4 @@
-"""train stage: fit the CNN named by `model.arch` (`pipeline.training`) in its MLflow training run.
+"""train stage: fit the CNN named by `model.arch` (`pipeline.ml.training`) in its MLflow training run.
 
 Writes models/cnn.keras (the kept epoch's weights as an inference model, with `model.test_time_shift`
 its shifted copies; with `model.ensemble_size` > 1 the mean of its members, each logged in the same
@@ -7,7 +7,7 @@ reports/mlflow_runs/cnn.json, which names the training run and its registered mo
 record stage.  The training run gets live per-epoch curves and the model (with signature and input
 example), registered once.
 
-Run as a trial of a search (`pipeline.trials`), it reports each epoch's validation figure to the
+Run as a trial of a search (`pipeline.search.handover`), it reports each epoch's validation figure to the
 trial and, when the search's pruner says the trial is losing, stops there and saves that epoch's
 model; metrics/CNN/train.json then says `pruned` and how many epochs ran.
 """
@@ -21,9 +21,11 @@ import mlflow
 import optuna
 import tensorflow as tf
 
-from pipeline import paths, tracking, training, trials
-from pipeline.files import atomic_write, save_json
-from pipeline.params import load_params
+from pipeline.infra import metric_names, paths, tracking
+from pipeline.infra.files import atomic_write, save_json
+from pipeline.infra.params import load_params
+from pipeline.ml import training
+from pipeline.search.handover import current_trial
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +50,13 @@ def main() -> None:
     tracking.use_experiment(params.mlflow.experiment)  # a store that cannot be used fails before any work
     train_split, val_split = paths.load_split("train"), paths.load_split("val")
     strategy = training.distribution(params.train.distribute)
-    trial = trials.current()
+    trial = current_trial()
     report = ReportToTrial(trial.open_trial(), trial.epoch_metric) if trial else None
     with tracking.start_run(
         tracking.run_name("cnn"), tracking.run_tags("cnn") | {"model.arch": params.model.arch}
     ) as run:
         mlflow.log_params(
-            tracking.flatten({"preprocess": params.preprocess, "model": params.model, "train": params.train})
+            metric_names.flatten({"preprocess": params.preprocess, "model": params.model, "train": params.train})
         )
         mlflow.log_params(
             {
@@ -72,7 +74,8 @@ def main() -> None:
             section = f"member_{member}/" if members > 1 else ""
             log_epoch = keras.callbacks.LambdaCallback(
                 on_epoch_end=lambda epoch, logs: mlflow.log_metrics(
-                    tracking.epoch_metrics({f"{section}{name}": value for name, value in logs.items()}), step=epoch + 1
+                    metric_names.epoch_metrics({f"{section}{name}": value for name, value in logs.items()}),
+                    step=epoch + 1,
                 )
             )
             return [log_epoch, *([report] if report and member == 1 else [])]
@@ -92,7 +95,7 @@ def main() -> None:
         }
         for path, metrics in outputs.items():
             save_json(path, metrics)
-        mlflow.log_metrics(tracking.metrics_of(outputs))
+        mlflow.log_metrics(metric_names.metrics_of(outputs))
 
         examples = train_split[0][:2]
         info = mlflow.keras.log_model(

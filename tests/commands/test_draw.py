@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.inference import load_predictor, load_touching
 from pipeline.commands.draw import make_server
+from pipeline.reading.models import load_predictor
+from pipeline.reading.numbers import load_touching
 
 pytestmark = pytest.mark.slow
 STROKES = {  # pen paths on the left 280x280 of the pad, as a person draws these digits

@@ -15,10 +15,11 @@ import pytest
 from PIL import Image
 
 from pipeline import PipelineError
-from pipeline.inference import load_predictor, predict_files
 from pipeline.commands.predict import image_files
-from pipeline.images import photograph
-from pipeline.composition import compose
+from pipeline.images.camera import photograph
+from pipeline.images.composition import compose
+from pipeline.reading.models import load_predictor
+from pipeline.reading.numbers import predict_files
 from tests.digits import font_mnist
 from tests.mnist_files import REPO
 

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from pipeline import PipelineError, environment
-from pipeline.search import load_search
-from pipeline.trials import open_storage
+from pipeline.search.handover import open_storage
+from pipeline.search.space import load_search
 from tests.mnist_files import REPO, params_with
 from tests.repos import make_repo, run
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline import environment
-from pipeline.images import photograph
+from pipeline.images.camera import photograph
 from tests.digits import font_mnist
 from tests.mnist_files import REPO
 from tests.servers import free_port, wait_until_up

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from pipeline.__main__ import main as cli
-from pipeline.params import Params, ParamsError, parse_params
+from pipeline.infra.params import Params, ParamsError, parse_params
 from tests.mnist_files import REPO
 
 pytestmark = pytest.mark.reliability

@@ -12,9 +12,9 @@ import pytest
 
 from pipeline import PipelineError
 from pipeline.__main__ import main as cli
-from pipeline.files import atomic_write, load_npz
-from pipeline.inference import load_predictor
 from pipeline.commands.draw import make_server
+from pipeline.infra.files import atomic_write, load_npz
+from pipeline.reading.models import load_predictor
 
 
 def test_a_keras_model_carrying_code_is_refused(tmp_path):

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline import paths
-from pipeline.files import save_npz
+from pipeline.infra import paths
+from pipeline.infra.files import save_npz
 from tests.mnist_files import REPO, fake_mnist, sha256, url_source, write_npz
 from tests.reliability.checks import assert_no_partial_files, assert_unchanged
 

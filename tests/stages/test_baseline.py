@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.params import BaselineParams
+from pipeline.infra.params import BaselineParams
 from pipeline.stages import baseline as stage
 from tests.mnist_files import learnable_mnist, params_with
 

@@ -11,9 +11,9 @@ import socket
 import pytest
 import yaml
 
-from pipeline import paths
-from pipeline.files import content_digest, load_npz
-from pipeline.params import DataParams, parse_params
+from pipeline.infra import paths
+from pipeline.infra.files import content_digest, load_npz
+from pipeline.infra.params import DataParams, parse_params
 from pipeline.stages import download as stage
 from pipeline.stages.download import DownloadError, SourceError, decode
 from tests.mnist_files import (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline import paths
-from pipeline.scoring import predictions_table
+from pipeline.infra import paths
+from pipeline.ml.scoring import predictions_table
 from pipeline.stages import evaluate as stage
 from tests.mnist_files import one_hot
 

@@ -10,9 +10,10 @@ import numpy as np
 import onnx
 import pytest
 
-from pipeline import PipelineError, paths
-from pipeline.files import save_npz
-from pipeline.inference import keras_predictor, onnx_predictor
+from pipeline import PipelineError
+from pipeline.infra import paths
+from pipeline.infra.files import save_npz
+from pipeline.ml.predictors import keras_predictor, onnx_predictor
 from pipeline.stages import export
 from tests.digits import font_mnist
 from tests.mnist_files import REPO, params_with

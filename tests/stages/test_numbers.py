@@ -10,8 +10,7 @@ import pytest
 from PIL import Image
 
 from pipeline import PipelineError
-
-from pipeline.params import NumbersParams
+from pipeline.infra.params import NumbersParams
 from pipeline.stages import compose, numbers
 from tests.digits import font_mnist
 

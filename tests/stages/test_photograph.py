@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.images import load_digit
+from pipeline.images.digits import load_digit
 from pipeline.stages import photograph, photos
 from tests.digits import font_mnist
 

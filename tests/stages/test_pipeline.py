@@ -13,13 +13,13 @@ import pytest
 import yaml
 from PIL import Image
 
-from pipeline import paths, tracking
-from pipeline.files import content_digest, file_digest, load_npz
+from pipeline.infra import metric_names, paths
+from pipeline.infra.files import content_digest, file_digest, load_npz
 from pipeline.stages import card as card_stage
 from pipeline.stages import record
+from tests.commands.test_ui import assert_ui_opens_on_the_cnn
 from tests.mnist_files import repo_mnist
 from tests.repos import run, wait_for_queue
-from tests.commands.test_ui import assert_ui_opens_on_the_cnn
 from tests.tracked import assert_run_matches_outputs, runs_by_role, snapshot
 
 pytestmark = pytest.mark.slow
@@ -134,7 +134,9 @@ def assert_grid_is_one_run_per_experiment(repo: Path, store_uri: str, key: str, 
     for name, data in experiments.items():
         pipeline_run = runs[name]
         files = {Path(path): content["data"] for path, content in data["metrics"].items()}
-        assert {k: pipeline_run.data.metrics[k] for k in tracking.metrics_of(files)} == tracking.metrics_of(files)
+        assert {k: pipeline_run.data.metrics[k] for k in metric_names.metrics_of(files)} == metric_names.metrics_of(
+            files
+        )
     assert sorted(r.data.params[key] for r in runs.values()) == values
 
 

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline import PipelineError, paths
-from pipeline.files import load_npz, save_npz
-from pipeline.params import PreprocessParams
+from pipeline import PipelineError
+from pipeline.infra import paths
+from pipeline.infra.files import load_npz, save_npz
+from pipeline.infra.params import PreprocessParams
 from pipeline.stages import preprocess as stage
 from tests.mnist_files import fake_mnist, params_with
 

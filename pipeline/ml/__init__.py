@@ -1,0 +1,1 @@
+"""The ML core: the CNNs, their training, scoring, ONNX export, explanations, and the touching-digits detector."""

@@ -1,0 +1,1 @@
+"""What the stages draw for people: matplotlib figures."""

@@ -1,0 +1,219 @@
+"""The search's engine: one process's part in a study, its trials asked for, queued as DVC
+experiments, polled, told and taken over (see pipeline.commands.tune for the whole story)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from pipeline.adapters import optuna_trials
+from pipeline.infra import metric_names, paths, tracking
+from pipeline.infra.files import save_json
+from pipeline.infra.params import Params
+from pipeline.search import study_run
+from pipeline.search.dvc_queue import Queue, experiment_metrics
+from pipeline.search.handover import TrialContext, context_file
+from pipeline.search.space import SearchFile, make_sampler
+
+log = logging.getLogger(__name__)
+POLL_S = 5  # how often the queue is read
+HEARTBEAT_S = 30  # how often a running trial's heartbeat is written ...
+STALE_AFTER_S = 600  # ... and how long after the last one another host may mark it failed
+LOST_AFTER_S = 120  # a task DVC calls running but has not begun for this long was lost by its worker
+UNCOUNTED = ("killed", "over budget")  # outcomes of trials whose experiment never finished
+PRUNED, EPOCHS_RUN = (metric_names.metric_name(paths.TRAIN_METRICS, key) for key in ("pruned", "epochs_run"))
+
+
+@dataclass
+class Search:
+    """One process's part in a study: its trials in flight, told as they finish."""
+
+    search: SearchFile
+    params: Params
+    study: optuna.Study
+    queue: Queue
+    run_id: str
+    active: dict[str, FrozenTrial | optuna.Trial] = field(default_factory=dict)  # by experiment name
+    starting: dict[str, float] = field(default_factory=dict)  # since when DVC has not begun each active trial
+    started: float = field(default_factory=time.monotonic)
+    beat: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.search.study
+
+    def experiment(self, trial: FrozenTrial) -> str:
+        return f"{self.name}-{trial.number}"
+
+    def counted(self) -> list[FrozenTrial]:
+        """The trials that use the budget: all but those killed before their experiment finished,
+        and those asked for when another process had just taken the last one."""
+        return [t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("outcome") not in UNCOUNTED]
+
+    def budget_left(self) -> bool:
+        budget = self.search.budget
+        if budget.minutes is not None and time.monotonic() - self.started > 60 * budget.minutes:
+            return False
+        limit = self.search.trial_limit()
+        return limit is None or len(self.counted()) < limit
+
+    def note(self, trial: FrozenTrial | optuna.Trial, **attrs: Any) -> None:
+        """Record `attrs` on `trial` in the storage, where every process sharing the study reads them."""
+        for key, value in attrs.items():
+            optuna_trials.note(self.study, trial, key, value)
+
+    def own(self, trial: FrozenTrial | optuna.Trial) -> None:
+        """Mark `trial` as run by this process, in this clone (whose DVC queue holds its experiment)."""
+        self.note(trial, **where(), pid=os.getpid(), heartbeat=time.time())
+
+    def launch(self) -> bool:
+        """Ask for a trial and queue its experiment; False when the budget is spent."""
+        if not self.budget_left():
+            return False
+        self.study.sampler = make_sampler(self.search)
+        trial = self.study.ask()
+        limit = self.search.trial_limit()
+        earlier = [t for t in self.counted() if t.number < trial.number]
+        if limit is not None and len(earlier) >= limit:  # another process took the last one
+            self.note(trial, outcome="over budget")
+            self.study.tell(trial, state=TrialState.FAIL)
+            return False
+        self.study.sampler = make_sampler(self.search, trial.number)
+        chosen = {key: dimension.suggest(trial, key) for key, dimension in self.search.space.items()}
+        name = self.experiment(trial)
+        self.note(trial, experiment=name)
+        self.own(trial)
+        context = TrialContext(
+            storage=self.search.storage_url(),
+            study=self.name,
+            trial_id=optuna_trials.trial_id(trial),
+            number=trial.number,
+            pruner=self.search.pruner,
+            max_epochs=self.search.max_epochs(self.params),
+            epoch_metric=self.search.objective.epoch_metric,
+            study_run_id=self.run_id,
+        )
+        save_json(context_file(name), context.model_dump())
+        self.queue.submit(name, self.search.fixed | chosen)
+        self.active[name] = trial
+        log.info("trial %d queued as experiment %s: %s", trial.number, name, params_text(chosen))
+        return True
+
+    def poll(self) -> None:
+        """Tell the study of the trials that finished, queue again those DVC lost; keep the others' heartbeat."""
+        states = self.queue.states()
+        for name, trial in list(self.active.items()):
+            state = states.get(name)
+            if state in ("Success", "Failed") or state is None:
+                self.finish(name, trial, state == "Success")
+            elif state != "Starting":
+                self.starting.pop(name, None)
+            elif time.monotonic() - self.starting.setdefault(name, time.monotonic()) > LOST_AFTER_S:
+                log.warning("trial %d (%s): DVC's queue lost its task; queued again", trial.number, name)
+                self.queue.cancel(name)
+                self.queue.submit(name, self.search.fixed | trial.params)
+                del self.starting[name]
+        if time.monotonic() - self.beat > HEARTBEAT_S:
+            for trial in self.active.values():
+                self.note(trial, heartbeat=time.time())
+            self.beat = time.monotonic()
+
+    def finish(self, name: str, trial: FrozenTrial, succeeded: bool) -> None:
+        metrics = experiment_metrics(name) if succeeded else None
+        if metrics is None:
+            outcome, state, value, epochs = "failed", TrialState.FAIL, None, None
+        else:
+            pruned = bool(metrics[PRUNED])
+            outcome = "pruned" if pruned else "complete"
+            state = TrialState.PRUNED if pruned else TrialState.COMPLETE
+            value, epochs = metrics[self.search.objective.metric], int(metrics[EPOCHS_RUN])
+        self.note(trial, outcome=outcome)
+        if epochs is not None:
+            self.note(trial, epochs_run=epochs)
+        told = self.study.tell(trial.number, value if state == TrialState.COMPLETE else None, state=state)
+        del self.active[name]
+        context_file(name).unlink(missing_ok=True)
+        self.report(told, value)
+
+    def report(self, trial: FrozenTrial, value: float | None) -> None:
+        """One line per finished trial, and its state and value in the study run."""
+        seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
+        best = self.best()
+        shown = "-" if value is None else f"{value:.4f}"
+        line = (
+            f"trial {trial.number:>3}  {trial.state.name:<8} {self.search.objective.metric} {shown}  "
+            f"{trial.user_attrs.get('epochs_run', '-')} epochs  {seconds / 60:4.1f} min  {params_text(trial.params)}"
+            f"  | best: {f'trial {best.number}, {best.value:.4f}' if best else '-'}"
+        )
+        print(line, flush=True)
+        study_run.log_trial(self.run_id, trial, self.experiment(trial), value, best)
+
+    def best(self) -> FrozenTrial | None:
+        complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return self.study.best_trial if complete else None
+
+    def take_over(self) -> None:
+        """Trials left running by a process that died: wait for their experiments, read the
+        finished ones, fail (uncounted) those whose experiment is gone."""
+        states = self.queue.states()
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            attrs = trial.user_attrs
+            here = {key: attrs.get(key) for key in ("host", "workspace")} == where()
+            if here and tracking.process_alive(attrs.get("pid", 0)):
+                continue
+            if not here and time.time() - attrs.get("heartbeat", 0) < STALE_AFTER_S:
+                continue
+            name = attrs.get("experiment", self.experiment(trial))
+            if here and states.get(name) in ("Queued", "Starting", "Running", "Success"):
+                log.info("trial %d (%s) was left by a process that died: taken over", trial.number, name)
+                self.own(trial)
+                self.active[name] = trial
+                continue
+            self.fail_killed(trial, name if here else None)
+            log.warning("trial %d (%s) was left by a process that died: marked failed, not counted", trial.number, name)
+
+    def cancel_all(self) -> None:
+        for name, trial in list(self.active.items()):
+            self.queue.cancel(name)
+            self.fail_killed(trial, name)
+            del self.active[name]
+
+    def fail_killed(self, trial: FrozenTrial | optuna.Trial, name: str | None) -> None:
+        """Tell `trial` failed, uncounted: its experiment will never finish.  With its experiment's
+        `name` (a trial of this clone), remove its hand-over file too."""
+        self.note(trial, outcome="killed")
+        self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+        if name:
+            context_file(name).unlink(missing_ok=True)
+
+    def run(self, jobs: int) -> None:
+        self.take_over()
+        while True:
+            while len(self.active) < jobs and self.launch():
+                pass
+            if not self.active:
+                return
+            time.sleep(POLL_S)
+            self.poll()
+
+    def summarize(self) -> None:
+        """The study run's record of the whole study (pipeline.search.study_run.summarize)."""
+        study_run.summarize(self.run_id, self.study, self.search.objective.metric, self.best(), self.experiment)
+
+
+def where() -> dict[str, str]:
+    """This host and clone: the trials this process queues run in this clone's DVC queue."""
+    return {"host": socket.gethostname(), "workspace": str(tracking.repo_root())}
+
+
+def params_text(params: dict[str, Any]) -> str:
+    return " ".join(
+        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in params.items()
+    )
