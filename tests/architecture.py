@@ -105,9 +105,9 @@ def reruns(module: str) -> list[str]:
 
 
 def summary(file: str) -> str:
-    """The first line of a module's docstring."""
+    """The first paragraph of a module's docstring, on one line, as a markdown table cell."""
     docstring = ast.get_docstring(ast.parse((REPO / file).read_text())) or ""
-    return docstring.split("\n")[0]
+    return " ".join(docstring.split("\n\n")[0].split()).replace("|", "\\|")
 
 
 def table() -> str:
