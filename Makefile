@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test architecture tune ui draw serve server bench bench-quick bench-loop chromium postgresql clean
+.PHONY: repro test test-fast architecture tune ui draw serve server bench bench-quick bench-loop chromium postgresql clean
 UI_PORT ?= 5000
 DRAW_PORT ?= 8000
 SERVE_PORT ?= 5001
@@ -14,8 +14,11 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 repro: $(VENV)/installed  ## run the pipeline: data, CNN, ONNX export, photo check, baseline, comparison
 	dvc repro
 
-test: $(VENV)/installed chromium postgresql  ## the whole test suite (slow tests included), on every core (at most 4)
+test: $(VENV)/installed chromium postgresql  ## the whole test suite, end-to-end tests included, on every core (at most 4); the 15 slowest listed
 	python -m pytest --numprocesses auto --maxprocesses 4 --dist loadscope --durations=15
+
+test-fast: $(VENV)/installed  ## the inner loop: every unit and in-process test, not the end-to-end ones (-m "not e2e"), in about a minute
+	python -m pytest -m "not e2e" --numprocesses auto --maxprocesses 4 --durations=5
 
 architecture: $(VENV)/installed  ## docs/architecture.md from the code and dvc.yaml: the layers, and the stages an edit to each module reruns
 	python -m tests.architecture > docs/architecture.md

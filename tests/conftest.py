@@ -112,14 +112,25 @@ def _no_tracking_uri_leaks(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
 
 
-@pytest.fixture(scope="session")
-def digit_model(tmp_path_factory) -> SimpleNamespace:
-    """The default CNN trained briefly on typeset digits (tests.digits), saved as .keras, ONNX and int8 ONNX.
+def shared_folder(tmp_path_factory, name: str, build) -> Path:
+    """A folder every pytest-xdist worker of the session shares, built once by whichever worker asks
+    first (`build(folder)`), under a file lock, as pytest-xdist documents for session fixtures."""
+    from filelock import FileLock
 
-    It really reads digits (over 95% right on typeset digits it never saw), so tests of predict, the
-    export, the REST server and the draw page can check answers, not just shapes.  Beside it, a
-    touching-digits detector trained on numbers of typeset digits (pipeline.ml.touching_detector).
-    """
+    base = tmp_path_factory.getbasetemp()  # under xdist, a worker's own folder in the session's
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
+def _train_digit_model(folder: Path) -> None:
+    """The default CNN trained briefly on typeset digits, saved as .keras, ONNX and int8 ONNX, and a
+    touching-digits detector trained on numbers of typeset digits, into `folder`."""
     from pipeline.ml import onnx_export, touching_detector, training  # TensorFlow: only for the tests that need it
 
     params = params_with(
@@ -134,13 +145,26 @@ def digit_model(tmp_path_factory) -> SimpleNamespace:
         },
     )
     model = training.train(params, font_mnist(2000, seed=0), font_mnist(200, seed=1)).model  # as the stage saves it
-    folder = tmp_path_factory.mktemp("digit_model")
     model.save(folder / "cnn.keras")
     onnx_export.export(model, folder / "cnn.onnx", folder / "cnn-int8.onnx", font_mnist(200, seed=4)[0], params)
     detector, _ = touching_detector.train(font_mnist(500, seed=5)[0], font_mnist(100, seed=6)[0], params.segmenter)
     detector.export(str(folder / "touching.onnx"), format="onnx", verbose=False)
+
+
+@pytest.fixture(scope="session")
+def digit_model(tmp_path_factory) -> SimpleNamespace:
+    """The default CNN trained briefly on typeset digits (tests.digits), saved as .keras, ONNX and int8 ONNX.
+
+    It really reads digits (over 95% right on typeset digits it never saw), so tests of predict, the
+    export, the REST server and the draw page can check answers, not just shapes.  Beside it, a
+    touching-digits detector trained on numbers of typeset digits (pipeline.ml.touching_detector).
+    Trained once per session and shared by the workers; each loads the saved model.
+    """
+    import keras
+
+    folder = shared_folder(tmp_path_factory, "digit_model", _train_digit_model)
     return SimpleNamespace(
-        model=model,
+        model=keras.saving.load_model(folder / "cnn.keras", safe_mode=True),
         keras_path=folder / "cnn.keras",
         onnx_path=folder / "cnn.onnx",
         int8_path=folder / "cnn-int8.onnx",
@@ -169,15 +193,30 @@ def browser():
 REPRODUCED_MODULES = ("tests/stages/test_pipeline.py", "tests/reliability/test_interrupted.py")
 
 
+# The longest units of work, started first so that none is left to run alone at the end: the
+# reproduced repo's tests (one unit), then the longest single tests.
+LONGEST_FIRST = (
+    *REPRODUCED_MODULES,
+    "tests/test_team.py::test_a_team_shares_runs",
+    "tests/commands/test_tune.py::test_a_search_killed",
+    "tests/test_bench.py::test_quick_bench",
+    "tests/reliability/test_concurrency.py::test_ui_reads_while_a_run_writes",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the fault tests; put the reproduced repo's tests first (the longest unit of work starts
-    first), and refuse one outside REPRODUCED_MODULES."""
+    """Mark the fault tests; put the longest units of work first (LONGEST_FIRST), and refuse a test
+    using the reproduced repo outside REPRODUCED_MODULES."""
     for item in items:
         if "tests/reliability/" in item.nodeid:
             item.add_marker(pytest.mark.reliability)
         if "reproduced" in item.fixturenames and not item.nodeid.startswith(REPRODUCED_MODULES):
             raise pytest.UsageError(f"{item.nodeid} uses the reproduced repo: add its module to REPRODUCED_MODULES")
-    items.sort(key=lambda item: not item.nodeid.startswith(REPRODUCED_MODULES))
+
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, start in enumerate(LONGEST_FIRST) if item.nodeid.startswith(start)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)
 
 
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook

@@ -37,14 +37,17 @@ def test_the_fast_preset_is_the_documented_one():
     assert documented == {key: str(value).lower() for key, value in PRESETS["fast"]["params"].items()}
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_quick_bench_scores_each_seed_once_and_measures_ratios(tmp_path, repo_params):
+    """The fewest presets that run every code path: a single model (`default`: fp32 and int8 exports
+    timed) and an ensemble (`best`: the ensemble and its first member).  The ratios' arithmetic over
+    every preset: test_ratios_divide_this_run_s_medians_and_leave_an_absent_preset_s_none."""
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(repo_params))
     for split, n in (("train", 600), ("val", 100), ("test", 200)):
         x, y = learnable_mnist(n, seed=len(split))
         save_npz(tmp_path / paths.split_file(split), {"x": x, "y": y})
     result = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench.py"), "--quick", "--presets", "default,tiny,fast,bn,best"],
+        [sys.executable, str(REPO / "bench" / "bench.py"), "--quick", "--presets", "default,best"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -52,24 +55,60 @@ def test_quick_bench_scores_each_seed_once_and_measures_ratios(tmp_path, repo_pa
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "bench" / "quick" / "bench.json").read_text())
-    assert list(report["presets"]) == ["default", "tiny", "fast", "bn", "best"]
+    assert list(report["presets"]) == ["default", "best"]
     for name, preset in report["presets"].items():
         assert preset["seeds"] == PRESETS[name]["seeds"][:1] and len(preset["test_accuracy"]) == 1
         assert preset["test_accuracy_mean"] == round(preset["test_accuracy"][0], 5) and preset["epochs_run"] == [1]
         assert preset["train_seconds_median"] == preset["train_seconds"][0] > 0
-    assert report["presets"]["tiny"]["params"] == 2_864 and report["presets"]["fast"]["params"] == 215_194
+    assert report["presets"]["default"]["params"] == 241_546  # the model's own count (test_models: the presets')
     (default,) = report["runs"]["default"]
-    medians = {name: report["presets"][name]["train_seconds_median"] for name in ("default", "bn", "fast", "tiny")}
-    assert report["ratios"]["default_train_time_vs_bn"] == round(medians["default"] / medians["bn"], 3)
-    assert report["ratios"]["fast_train_time_vs_tiny"] == round(medians["fast"] / medians["tiny"], 3)
     assert len(default["int8_onnx_throughput_images_per_s"]) == bench.THROUGHPUT_REPEATS
+    int8, fp32 = (statistics.median(default[f"{m}_onnx_throughput_images_per_s"]) for m in ("int8", "fp32"))
+    assert report["ratios"]["int8_vs_fp32_onnx_throughput"] == round(int8 / fp32, 3)
     assert report["ratios"]["best_train_time_vs_deep"] is None  # deep did not run
+    assert report["ratios"]["default_train_time_vs_bn"] is None and report["ratios"]["fast_train_time_vs_tiny"] is None
     (best,) = report["runs"]["best"]  # three members, the first also scored alone
     assert report["presets"]["best"]["params"] == 3 * report["presets"]["default"]["params"]
     assert 0 < best["member_test_accuracy"] <= 1 and 0 < best["member_val_accuracy"] <= 1
     ensemble, member = (statistics.median(best[f"{m}_onnx_throughput_images_per_s"]) for m in ("ensemble", "member"))
     assert report["ratios"]["best_vs_member_onnx_throughput"] == round(ensemble / member, 3)
     assert (tmp_path / "bench" / "quick" / "bench.png").stat().st_size > 10_000
+
+
+def _synthetic_run(seed: int, seconds: float, accuracy: float) -> dict:
+    return {
+        "seed": seed,
+        "test_accuracy": accuracy,
+        "val_accuracy": accuracy,
+        "train_seconds": seconds,
+        "epochs_run": 1,
+        "params": 10,
+    }
+
+
+def test_ratios_divide_this_run_s_medians_and_leave_an_absent_preset_s_none():
+    """bench.py's arithmetic on synthetic runs: medians of seconds, ratios of medians, None for an absent preset."""
+    runs = {
+        "default": [_synthetic_run(42, 30.0, 0.99), _synthetic_run(43, 10.0, 0.98), _synthetic_run(44, 20.0, 0.97)],
+        "bn": [_synthetic_run(42, 8.0, 0.99), _synthetic_run(43, 12.0, 0.99)],
+        "fast": [_synthetic_run(42, 3.0, 0.98)],
+        "tiny": [_synthetic_run(42, 2.0, 0.9), _synthetic_run(43, 6.0, 0.9)],
+    }
+    runs["default"][0] |= {
+        "int8_onnx_throughput_images_per_s": [90, 100, 80],
+        "fp32_onnx_throughput_images_per_s": [50, 40, 60],
+    }
+    summary = {name: bench.summarise(preset_runs) for name, preset_runs in runs.items()}
+    assert summary["default"]["train_seconds_median"] == 20.0 and summary["tiny"]["train_seconds_median"] == 4.0
+    assert summary["default"]["test_accuracy_mean"] == 0.98 and summary["default"]["test_accuracy_sd"] == 0.01
+    assert summary["fast"]["test_accuracy_sd"] is None  # one seed: no spread to report
+    assert bench.ratios(summary, runs) == {
+        "default_train_time_vs_bn": 2.0,  # 20 / 10
+        "fast_train_time_vs_tiny": 0.75,  # 3 / 4
+        "best_train_time_vs_deep": None,
+        "int8_vs_fp32_onnx_throughput": 1.8,  # 90 / 50
+        "best_vs_member_onnx_throughput": None,
+    }
 
 
 _STAGES_SPEC = importlib.util.spec_from_file_location("stages", REPO / "bench" / "stages.py")

@@ -10,7 +10,7 @@ from pipeline.ml import explain, models
 from pipeline.ml.predictors import keras_predictor, onnx_predictor
 from tests.digits import font_mnist
 
-pytestmark = pytest.mark.slow  # trains the digit model once per session
+pytestmark = pytest.mark.e2e  # trains the digit model once per session
 
 
 @pytest.fixture(scope="module")

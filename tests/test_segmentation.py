@@ -12,7 +12,7 @@ from pipeline.images.segmentation import segment
 from pipeline.ml.predictors import onnx_predictor
 from tests.digits import font_mnist
 
-pytestmark = pytest.mark.slow  # trains the digit model once per session
+pytestmark = pytest.mark.e2e  # trains the digit model once per session
 
 
 @pytest.fixture(scope="module")

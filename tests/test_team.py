@@ -41,7 +41,7 @@ from tests.servers import free_port, served_predictions, wait_until_up
 from tests.stages.test_pipeline import assert_grid_is_one_run_per_experiment
 from tests.tracked import assert_run_matches_outputs, runs_by_role, snapshot
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 
 def start_server(folder: Path, *options: str) -> tuple[subprocess.Popen, Path]:

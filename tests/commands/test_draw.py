@@ -16,7 +16,7 @@ from pipeline.commands.draw import make_server
 from pipeline.reading.models import load_predictor
 from pipeline.reading.numbers import load_touching
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 STROKES = {  # pen paths on the left 280x280 of the pad, as a person draws these digits
     7: [[(70, 60), (210, 60), (120, 230)]],
     1: [[(140, 50), (140, 230)]],

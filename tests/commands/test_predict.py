@@ -23,7 +23,7 @@ from pipeline.reading.numbers import predict_files
 from tests.digits import font_mnist
 from tests.mnist_files import REPO
 
-pytestmark = pytest.mark.slow  # trains the digit model once per session (about 20 s)
+pytestmark = pytest.mark.e2e  # trains the digit model once per session (about 20 s)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from tests.digits import font_mnist
 from tests.servers import served_predictions
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 
 def test_registered_model_serves_predictions_over_rest(digit_model, tmp_path, monkeypatch):

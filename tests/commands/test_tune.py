@@ -25,11 +25,12 @@ LOSING_RATE = 1e-6  # the tiny model learns nothing in an epoch at this rate: th
 
 
 def search_file(folder: Path, **changes: Any) -> Path:
-    """A search of the tiny repo: a grid of 4 trials of 2 epochs, those at LOSING_RATE pruned after one."""
+    """A search of the tiny repo: 3 trials of a grid of 4 points, 2 epochs each, those at LOSING_RATE pruned
+    after one (any 3 of the 4 points hold a losing and a winning rate)."""
     search = {
         "study": "s",
         "objective": {"metric": "CNN/val_accuracy", "direction": "maximize"},
-        "budget": {"trials": 4, "minutes": None},
+        "budget": {"trials": 3, "minutes": None},
         "sampler": {"name": "grid", "seed": 0},
         "pruner": {"name": "threshold", "lower": 0.15},  # chance is 0.1
         "storage": None,
@@ -100,6 +101,7 @@ def wait_until(condition, timeout_s: float, what: str) -> None:
         time.sleep(1)
 
 
+@pytest.mark.e2e
 def test_a_search_killed_then_resumed_and_joined_from_a_clone_runs_each_trial_once_nested_under_one_study_run(
     tmp_path, http_server, repo_params
 ):
@@ -125,13 +127,14 @@ def test_a_search_killed_then_resumed_and_joined_from_a_clone_runs_each_trial_on
     assert [process.returncode for process in searches] == [0, 0], outputs
 
     study = optuna.load_study(study_name="s", storage=open_storage(str(storage)))
-    assert [t.number for t in study.trials] == [0, 1, 2, 3]  # none repeated, none lost to the kill
-    assert len({json.dumps(t.params, sort_keys=True) for t in study.trials}) == 4
+    assert [t.number for t in study.trials] == [0, 1, 2]  # none repeated, none lost to the kill
+    assert len({json.dumps(t.params, sort_keys=True) for t in study.trials}) == 3
     states = {t.number: t.state for t in study.trials}
     losing = {t.number for t in study.trials if t.params["train.learning_rate"] == LOSING_RATE}
     assert {n for n, state in states.items() if state == optuna.trial.TrialState.PRUNED} == losing
-    assert {n for n, state in states.items() if state == optuna.trial.TrialState.COMPLETE} == {0, 1, 2, 3} - losing
-    names = {f"s-{n}" for n in range(4)}
+    assert {n for n, state in states.items() if state == optuna.trial.TrialState.COMPLETE} == {0, 1, 2} - losing
+    assert losing and len(losing) < 3
+    names = {f"s-{n}" for n in range(3)}
     ran = {r: experiments(r) for r in (repo, clone)}
     assert ran[clone] and not ran[repo] & ran[clone] and ran[repo] | ran[clone] == names
     pruned = f"s-{min(losing)}"
@@ -155,7 +158,7 @@ def test_a_search_killed_then_resumed_and_joined_from_a_clone_runs_each_trial_on
 
     run(holder, "dvc", "exp", "apply", pruned)  # as the README says: the pruned trial, trained in full
     assert "up to date" in run(holder, "dvc", "status").stdout  # its params and outputs agree: DVC needs --force
-    run(holder, "dvc", "repro", "--force", "--downstream", "train")
+    run(holder, "dvc", "repro", "--force", "--single-item", "train")  # the stage the assertion reads
     assert json.loads((holder / "metrics/CNN/train.json").read_text()) | {"params": 0} == {
         "epochs_run": 2,
         "kept_epoch": 2,

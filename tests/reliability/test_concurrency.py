@@ -18,7 +18,7 @@ from tests.digits import font_mnist
 from tests.mnist_files import REPO
 from tests.servers import free_port, wait_until_up
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 STEPS = 400  # metric values the writer logs, one database write each
 
 

@@ -17,7 +17,7 @@ from tests.reliability.checks import assert_no_partial_files
 from tests.repos import run
 from tests.tracked import runs_by_role
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 
 def results(repo: Path) -> dict[str, str]:
@@ -28,10 +28,11 @@ def results(repo: Path) -> dict[str, str]:
 
 
 def kill_during_training(repo: Path, epoch: int) -> None:
-    """Start `dvc repro --force`; SIGKILL it and the train stage (their whole process group) once `epoch` begins."""
+    """Start `dvc repro --force --single-item train`; SIGKILL it and the train stage (their whole process
+    group) once `epoch` begins."""
     env = environment(PYTHONUNBUFFERED="1")
     repro = subprocess.Popen(
-        ["dvc", "repro", "--force"],
+        ["dvc", "repro", "--force", "--single-item", "train"],
         cwd=repo,
         env=env,
         stdout=subprocess.PIPE,

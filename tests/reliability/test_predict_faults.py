@@ -17,7 +17,7 @@ from PIL import Image
 from tests.digits import page
 from tests.mnist_files import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 
 def _grey(digit: int, seed: int) -> np.ndarray:

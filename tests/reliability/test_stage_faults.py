@@ -22,7 +22,7 @@ from pipeline.infra.files import save_npz
 from tests.mnist_files import REPO, fake_mnist, sha256, url_source, write_npz
 from tests.reliability.checks import assert_no_partial_files, assert_unchanged
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture

@@ -13,12 +13,13 @@ import pytest
 from pipeline import PipelineError
 from pipeline.infra import paths
 from pipeline.infra.files import save_npz
+from pipeline.ml import models, onnx_export, training
 from pipeline.ml.predictors import keras_predictor, onnx_predictor
 from pipeline.stages import export
 from tests.digits import font_mnist
-from tests.mnist_files import REPO, params_with
+from tests.mnist_files import REPO, learnable_mnist, params_with
 
-pytestmark = pytest.mark.slow  # uses the session's trained digit model
+pytestmark = pytest.mark.e2e  # uses the session's trained digit model, or trains every architecture
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +122,21 @@ def test_int8_may_add_a_share_of_keras_errors_with_the_float_tolerance_as_floor(
     params = params_with({}).export
     assert (params.int8_max_added_errors, params.min_agreement) == (0.2, 0.999)
     assert export.allowed_added_errors(keras_errors, images, params) == allowed
+
+
+@pytest.mark.parametrize("arch", models.ARCHITECTURES)
+def test_every_architecture_trains_an_epoch_and_exports_as_the_pipeline_does(arch, tmp_path):
+    """Exploration never fails, per architecture, in-process: one epoch of the default recipe on a few
+    images (a weak model), exported to ONNX and int8 as the export stage does, the ONNX model agreeing
+    with Keras and int8 giving probabilities.  (The queued grid of tests/stages/test_pipeline.py runs
+    some architectures through every stage; what follows the export does not depend on the architecture.)"""
+    params = params_with({"model.arch": arch, "train.epochs": 1, "train.batch_size": 64})
+    x, y = learnable_mnist(300, seed=3)
+    trained = training.train(params, (x[:250], y[:250]), (x[250:], y[250:]))
+    assert len(trained.history) == 1
+    fp32, int8 = tmp_path / "cnn.onnx", tmp_path / "cnn-int8.onnx"
+    onnx_export.export(trained.model, fp32, int8, x, params)
+    keras_probabilities = trained.model.predict(x[250:], verbose=0)
+    np.testing.assert_allclose(onnx_predictor(fp32)(x[250:]), keras_probabilities, atol=1e-4)
+    quantized = onnx_predictor(int8)(x[250:])
+    assert quantized.shape == (50, 10) and np.allclose(quantized.sum(axis=1), 1, atol=1e-2)  # (int8 rounding)
