@@ -37,6 +37,10 @@ from pipeline.team.private_files import secret, write_private
 from pipeline.team.tls import is_ip, is_loopback, tls_files
 from pipeline.team.users import ADMIN
 
+# A client's idle keep-alive connection over TLS held Ctrl-C for 30 s (uvicorn waits for open
+# connections to close): stop waiting after this many seconds.
+UVICORN_SHUTDOWN = ["--timeout-graceful-shutdown", "5"]
+
 
 def host_headers(host: str, name: str, extra: str | None) -> str | None:
     """MLflow's --allowed-hosts: beyond loopback, its defaults (localhost, private addresses) and the
@@ -73,7 +77,12 @@ def serve(
         *["--backend-store-uri", database_uri(db_port, DATABASES["tracking"])],
         *["--artifacts-destination", (root / "artifacts").as_uri(), "--host", host, "--port", str(port)],
         *(["--allowed-hosts", hosts] if (hosts := host_headers(host, name, allowed_hosts)) else []),
-        *(["--uvicorn-opts", shlex.join(["--ssl-certfile", str(tls[0]), "--ssl-keyfile", str(tls[1])])] if tls else []),
+        *[
+            "--uvicorn-opts",
+            shlex.join(
+                [*UVICORN_SHUTDOWN, *(["--ssl-certfile", str(tls[0]), "--ssl-keyfile", str(tls[1])] if tls else [])]
+            ),
+        ],
     ]
     (root / "server.json").write_text(json.dumps({"url": url, "cert": str(tls[0]) if tls else None}) + "\n")
     print(f"MLflow server on PostgreSQL, users and passwords required: MLFLOW_TRACKING_URI={url}")
