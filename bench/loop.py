@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,10 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from anywhere in the checkout
+
+from pipeline.infra.checkout import copy_checkout
+
 REPRO_BUDGET = 1.5  # the default repro's seconds / the CNN's training seconds
 EXPERIMENT_BUDGET_S = 45  # a 1-epoch experiment's seconds outside training
 EXPERIMENT = ["dvc", "exp", "run", "-S", "train.epochs=1"]
@@ -36,20 +39,7 @@ def clone(ref: str | None, into: Path) -> None:
     if ref:
         subprocess.run(["git", "checkout", "--quiet", ref], cwd=into, check=True)
         return
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        source, target = ROOT / name, into / name
-        if source.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-        elif target.exists():  # deleted in the checkout
-            target.unlink()
+    copy_checkout(ROOT, into)
     subprocess.run(["git", "add", "--all"], cwd=into, check=True)
     subprocess.run(
         ["git", "commit", "--quiet", "--allow-empty", "-m", "bench-loop: the checkout"],

@@ -8,6 +8,7 @@ tests/test_architecture.py checks the committed file is current and the layers a
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,6 +81,7 @@ def modules() -> list[str]:
     return sorted(files, key=lambda file: (layer(file), file))
 
 
+@functools.cache
 def stages() -> dict[str, dict]:
     return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -13,22 +12,8 @@ import pytest
 import yaml
 
 from pipeline import environment
+from pipeline.infra.checkout import copy_checkout
 from tests.mnist_files import REPO, repo_mnist, sha256, url_source, write_npz
-
-
-def copy_repo(target: Path) -> None:
-    """The files a fresh clone would have, plus work not yet committed (ignored files stay behind)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        if (REPO / name).is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, target / name)
 
 
 def run(repo: Path, *command: str, check: bool = True, timeout_s: float = 900) -> subprocess.CompletedProcess:
@@ -67,7 +52,7 @@ def make_repo(tmp_path: Path, http_server: tuple, repo_params: dict[str, Any]) -
     repo_params["segmenter"] |= {"examples": 60, "epochs": 1}
     repo_params["numbers"]["count"] = 4
     repo = tmp_path / "repo"
-    copy_repo(repo)
+    copy_checkout(REPO, repo)
     (repo / "params.yaml").write_text(yaml.safe_dump(repo_params, sort_keys=False))
     run(repo, "git", "init", "-q")
     run(repo, "git", "config", "user.name", "test")  # dvc exp commits need an identity of their own

@@ -153,7 +153,7 @@ class Search:
             f"  | best: {f'trial {best.number}, {best.value:.4f}' if best else '-'}"
         )
         print(line, flush=True)
-        study_run.log_trial(self.run_id, trial, self.experiment(trial), value, best)
+        study_run.log_trial(self.run_id, trial, self.experiment(trial), value, shown, best)
 
     def best(self) -> FrozenTrial | None:
         complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

@@ -57,9 +57,11 @@ def open_study_run(search: SearchFile, file: Path, experiment_id: str, jobs: int
     return run.info.run_id
 
 
-def log_trial(run_id: str, trial: FrozenTrial, experiment: str, value: float | None, best: FrozenTrial | None) -> None:
-    """A finished trial's state and value in the study run, and the best value so far."""
-    shown = "-" if value is None else f"{value:.4f}"
+def log_trial(
+    run_id: str, trial: FrozenTrial, experiment: str, value: float | None, shown: str, best: FrozenTrial | None
+) -> None:
+    """A finished trial's state and value (`shown`: as the search prints it) in the study run, and the
+    best value so far."""
     client = mlflow.MlflowClient()
     client.set_tag(run_id, f"trial.{trial.number}", f"{trial.state.name} {shown} ({experiment})")
     if value is not None:
