@@ -38,7 +38,11 @@ from pipeline.team.postgres import DATABASES, postgres_tool
 from tests.mnist_files import REPO
 from tests.repos import make_repo, run, wait_for_queue
 from tests.servers import free_port, served_predictions, wait_until_up
-from tests.stages.test_pipeline import assert_grid_is_one_run_per_experiment
+from tests.stages.test_pipeline import (
+    EXPLORATION,
+    assert_each_explores_its_own_data_and_seeds,
+    assert_grid_is_one_run_per_experiment,
+)
 from tests.tracked import assert_run_matches_outputs, runs_by_role, snapshot
 
 pytestmark = pytest.mark.e2e
@@ -199,14 +203,16 @@ def test_a_team_shares_runs_through_a_postgresql_server_and_data_through_a_remot
     first = runs_by_role(team_server.uri)["pipeline"][0]
     assert_run_matches_outputs(first, repo)
     before = snapshot(first.info.run_id)
-    run(repo, "dvc", "exp", "run", "--queue", "-S", "train.epochs=3,4")  # two writers at once
+    for arch, overrides in EXPLORATION.items():  # two writers at once, each on data and seeds of its own
+        run(repo, "dvc", "exp", "run", "--queue", "-S", "train.epochs=1", "-S", f"model.arch={arch}", *overrides)
     run(repo, "dvc", "queue", "start", "-j", "2")
     wait_for_queue(repo)
     assert not (repo / "mlflow.db").exists(), "nothing went to the embedded store"
-    assert_grid_is_one_run_per_experiment(repo, team_server.uri, "train.epochs", ["3", "4"])
+    assert_grid_is_one_run_per_experiment(repo, team_server.uri, "model.arch", sorted(EXPLORATION))
     assert snapshot(first.info.run_id) == before, "the first run was written to"
     runs = runs_by_role(team_server.uri)
-    assert [len(runs[role]) for role in ("pipeline", "cnn", "baseline")] == [3, 3, 1], "the baseline not rerun"
+    assert [len(runs[role]) for role in ("pipeline", "cnn", "baseline")] == [3, 3, 3], "a new split, a new baseline"
+    assert_each_explores_its_own_data_and_seeds(runs)
     assert all(r.info.status == "FINISHED" for role in runs.values() for r in role)
     assert all(r.info.artifact_uri.startswith("mlflow-artifacts:") for role in runs.values() for r in role)
     downloaded = mlflow.MlflowClient().download_artifacts(first.info.run_id, "metrics/CNN.json", str(tmp_path))

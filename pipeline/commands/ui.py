@@ -18,8 +18,10 @@ import sys
 
 import mlflow
 
+from pipeline import environment
 from pipeline.commands import add_address
 from pipeline.infra import metric_names, paths, tracking
+from pipeline.infra.mlflow_servers import WITHOUT_GENAI_JOBS
 from pipeline.infra.params import load_params
 
 SHARED_VIEW_TAG = "mlflow.sharedViewState."
@@ -49,4 +51,4 @@ def main(host: str = "127.0.0.1", port: int = 5000) -> None:
     experiment_id = tracking.use_experiment(load_params().mlflow.experiment)
     print(f"MLflow runs: http://{host}:{port}/{share_runs_view(experiment_id)}", flush=True)
     command = ["mlflow", "ui", "--backend-store-uri", tracking.tracking_uri(), "--host", host, "--port", str(port)]
-    os.execv(sys.executable, [sys.executable, "-m", *command])
+    os.execve(sys.executable, [sys.executable, "-m", *command], environment(**WITHOUT_GENAI_JOBS))

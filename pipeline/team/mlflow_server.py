@@ -32,6 +32,7 @@ from pathlib import Path
 
 from pipeline import environment
 from pipeline.adapters import mlflow_auth
+from pipeline.infra.mlflow_servers import WITHOUT_GENAI_JOBS
 from pipeline.team.postgres import DATABASES, database_uri, start_database
 from pipeline.team.private_files import secret, write_private
 from pipeline.team.tls import is_ip, is_loopback, tls_files
@@ -40,6 +41,12 @@ from pipeline.team.users import ADMIN
 # A client's idle keep-alive connection over TLS held Ctrl-C for 30 s (uvicorn waits for open
 # connections to close): stop waiting after this many seconds.
 UVICORN_SHUTDOWN = ["--timeout-graceful-shutdown", "5"]
+
+# Each request's password is checked with scrypt (about 70 ms of the server's CPU), and a stage that
+# logs a model makes hundreds: a checked password is trusted for this long (MLflow's credential
+# cache, per worker).  A user removed or a password changed is refused at once by the worker that
+# handled the change, and by the server's three others within this time.
+AUTH_CACHE_S = 60
 
 
 def host_headers(host: str, name: str, extra: str | None) -> str | None:
@@ -66,7 +73,8 @@ def serve(
     root.mkdir(parents=True, exist_ok=True)
     admin_password, first_start = secret(root / "admin-password")
     write_private(
-        root / "basic_auth.ini", AUTH_CONFIG.format(database=database_uri(db_port, DATABASES["auth"]), admin=ADMIN)
+        root / "basic_auth.ini",
+        AUTH_CONFIG.format(database=database_uri(db_port, DATABASES["auth"]), admin=ADMIN, auth_cache_s=AUTH_CACHE_S),
     )
     stop_database = start_database(root, db_port)
     (root / "artifacts").mkdir(exist_ok=True)
@@ -97,6 +105,7 @@ def serve(
         MLFLOW_AUTH_ADMIN_PASSWORD=admin_password,  # creates the admin on first start only
         MLFLOW_FLASK_SERVER_SECRET_KEY=secret(root / "flask-secret-key")[0],  # signs the UI's CSRF tokens
         PGPASSFILE=str(root / "pgpass"),
+        **WITHOUT_GENAI_JOBS,
     )
     server = subprocess.Popen(command, env=env)
     signal.signal(signal.SIGTERM, lambda *_: server.terminate())
@@ -114,4 +123,5 @@ default_permission = READ
 database_uri = {database}
 admin_username = {admin}
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+auth_cache_ttl_seconds = {auth_cache_s}
 """

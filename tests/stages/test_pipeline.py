@@ -140,32 +140,39 @@ def assert_grid_is_one_run_per_experiment(repo: Path, store_uri: str, key: str, 
     assert sorted(r.data.params[key] for r in runs.values()) == values
 
 
-EXPLORATION = {  # other architectures at 1 epoch, each on a small subset and seeds of its own
+EXPLORATION = {  # other architectures at 1 epoch, each on a small subset and seeds of its own: the team test's grid
     "fast": ["-S", "preprocess.subset=150", "-S", "preprocess.seed=8", "-S", "train.seed=7", "-S", "numbers.seed=9"],
     "deep": ["-S", "preprocess.subset=100", "-S", "preprocess.seed=5", "-S", "segmenter.seed=5", "-S", "train.seed=9"],
 }
-NEW_SPLITS = 2  # fast's and deep's
 ENSEMBLES = ["tiny", "lenet5"]
 
 
-@pytest.mark.reliability  # concurrency: four experiments on two workers against one SQLite store
+def assert_each_explores_its_own_data_and_seeds(runs: dict[str, list]) -> None:
+    """EXPLORATION's experiments finished, each on its own data or seed, read by every stage."""
+    pipelines = {r.data.params["model.arch"]: r for r in runs["pipeline"] if "dvc_exp_name" in r.data.tags}
+    for arch, overrides in EXPLORATION.items():
+        logged = pipelines[arch].data
+        for key, value in (override.split("=") for override in overrides[1::2]):
+            assert logged.params[key] == value
+        assert logged.metrics["data/train"] + logged.metrics["data/val"] == int(logged.params["preprocess.subset"])
+        assert logged.metrics["numbers/numbers"] == 4
+
+
+@pytest.mark.reliability  # concurrency: two experiments on two workers against one SQLite store
 def test_a_queued_grid_on_two_workers_is_one_run_per_experiment_then_promote_chooses_on_validation(repo):
     """README's grid of architectures, 1 epoch each, as ensembles of two: weak models, and every
-    experiment finishes, its members in its training run, its ensemble exported and read by every stage;
-    beside it two other architectures on a small subset and seeds of their own (exploration never fails;
-    every architecture's training and export, in-process: tests/stages/test_export.py::
+    experiment finishes, its members in its training run, its ensemble exported and read by every stage
+    (exploration never fails: other architectures on subsets and seeds of their own, the team test's grid,
+    tests/test_team.py; every architecture's training and export, in-process: tests/stages/test_export.py::
     test_every_architecture_trains_an_epoch_and_exports_as_the_pipeline_does)."""
     grid = ["-S", "train.epochs=1", "-S", f"model.arch={','.join(ENSEMBLES)}", "-S", "model.ensemble_size=2"]
     run(repo, "dvc", "exp", "run", "--queue", *grid)
-    for arch, overrides in EXPLORATION.items():
-        run(repo, "dvc", "exp", "run", "--queue", "-S", "train.epochs=1", "-S", f"model.arch={arch}", *overrides)
     run(repo, "dvc", "queue", "start", "-j", "2")
     wait_for_queue(repo)
-    archs = sorted([*ENSEMBLES, *EXPLORATION])
-    assert_grid_is_one_run_per_experiment(repo, store(repo), "model.arch", archs)
+    assert_grid_is_one_run_per_experiment(repo, store(repo), "model.arch", sorted(ENSEMBLES))
     runs = runs_by_role(store(repo))
-    assert len(runs["cnn"]) == 1 + len(archs), "one training per experiment"
-    assert len(runs["baseline"]) == 1 + NEW_SPLITS, "only a new split retrains it"
+    assert len(runs["cnn"]) == 1 + len(ENSEMBLES), "one training per experiment"
+    assert len(runs["baseline"]) == 1, "the same split: the baseline is reused"
     assert all(r.info.status == "FINISHED" for role in runs.values() for r in role)
     assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
     trained = [r for r in runs["cnn"] if r.data.params["model.ensemble_size"] == "2"]
@@ -175,14 +182,6 @@ def test_a_queued_grid_on_two_workers_is_one_run_per_experiment_then_promote_cho
         assert [len(client.get_metric_history(r.info.run_id, f"CNN/epoch/{member}/val_accuracy")) for r in trained] == [
             1
         ] * len(ENSEMBLES)
-    pipelines = {r.data.params["model.arch"]: r for r in runs["pipeline"] if "dvc_exp_name" in r.data.tags}
-    for arch, overrides in EXPLORATION.items():  # each on its own data or seed, read by every stage
-        logged = pipelines[arch].data
-        for key, value in (override.split("=") for override in overrides[1::2]):
-            assert logged.params[key] == value
-        if "preprocess.subset" in logged.params and logged.params["preprocess.subset"] != "null":
-            assert logged.metrics["data/train"] + logged.metrics["data/val"] == int(logged.params["preprocess.subset"])
-        assert logged.metrics["numbers/numbers"] == 4
 
     promoted = run(repo, "python", "-m", "pipeline", "promote").stdout
     best = max(
