@@ -3,18 +3,22 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: repro test test-fast architecture tune ui draw serve server bench bench-quick bench-loop chromium postgresql clean
+.PHONY: help repro test test-fast architecture tune ui draw serve server bench bench-quick bench-loop chromium postgresql clean
 UI_PORT ?= 5000
 DRAW_PORT ?= 8000
 SERVE_PORT ?= 5001
 SERVER_PORT ?= 5002
 JOBS ?= 1
+.DEFAULT_GOAL := help
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+help:  ## this list (make alone shows it too)
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 14
 
 repro: $(VENV)/installed  ## run the pipeline: data, CNN, ONNX export, photo check, baseline, comparison
 	dvc repro
 
-test: $(VENV)/installed chromium postgresql  ## the whole test suite, end-to-end tests included, on every core (at most 4); the 15 slowest listed
+test: $(VENV)/installed chromium postgresql  ## the whole test suite on every core (at most 4), the 15 slowest listed; installs Debian's chromium and PostgreSQL with apt (root or sudo) when missing
 	python -m pytest --numprocesses auto --maxprocesses 4 --dist loadscope --durations=15
 
 test-fast: $(VENV)/installed  ## the inner loop: every unit and in-process test, not the end-to-end ones (-m "not e2e"), in about a minute
@@ -38,7 +42,7 @@ serve: $(VENV)/installed  ## the registry's champion CNN over REST (mlflow model
 server: $(VENV)/installed postgresql  ## a team's MLflow server on PostgreSQL, passwords required (users: python -m pipeline server user add), at 127.0.0.1:$(SERVER_PORT)
 	python -m pipeline server --port $(SERVER_PORT)
 
-bench: $(VENV)/installed  ## every preset of bench/presets.yaml on its seeds, test set scored once each (about an hour on 2 cores) -> metrics/bench.json
+bench: $(VENV)/installed  ## every preset of bench/presets.yaml on its seeds, test set scored once each (about two hours on 2 cores) -> metrics/bench.json
 	dvc repro preprocess
 	python bench/bench.py
 

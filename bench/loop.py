@@ -8,7 +8,7 @@ Each is timed per stage by bench/stages.py (the clone's own copy). The two budge
 
     python bench/loop.py                          # the checkout as it is -> bench/loop.json
     python bench/loop.py --ref a9896b4 --out x.json   # an earlier commit, for a before/after pair
-    python bench/loop.py --table bench/loop-before.json bench/loop.json   # the README's table
+    python bench/loop.py --table bench/loop-before.json bench/loop.json   # docs/performance.md's table
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def measure(ref: str | None) -> dict:
 
 
 def table(before: dict, after: dict) -> str:
-    """The README's per-stage table (markdown) of two `measure` results: (a) and (b), before and after."""
+    """docs/performance.md's per-stage table (markdown) of two `measure` results: (a) and (b), before and after."""
     runs = [before["repro"], after["repro"], before["experiment"], after["experiment"]]
     stages = list(dict.fromkeys(name for run in (runs[1], runs[3], runs[0], runs[2]) for name in run["stages"]))
 
@@ -123,7 +123,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ref", help="a commit to clone instead of the checkout")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/loop.json")
-    parser.add_argument("--table", nargs=2, type=Path, metavar=("BEFORE", "AFTER"), help="print the README's table")
+    parser.add_argument(
+        "--table", nargs=2, type=Path, metavar=("BEFORE", "AFTER"), help="print docs/performance.md's table"
+    )
     args = parser.parse_args()
     if args.table:
         print(table(*(json.loads(path.read_text()) for path in args.table)))

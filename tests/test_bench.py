@@ -31,8 +31,8 @@ def test_every_preset_is_valid_params(name, monkeypatch):
 
 
 def test_the_fast_preset_is_the_documented_one():
-    """README's `dvc exp run` line for `fast` sets exactly the preset's overrides."""
-    line = next(line for line in (REPO / "README.md").read_text().splitlines() if "model.arch=fast" in line)
+    """docs/performance.md's `dvc exp run` line for `fast` sets exactly the preset's overrides."""
+    line = next(line for line in (REPO / "docs/performance.md").read_text().splitlines() if "model.arch=fast" in line)
     documented = dict(arg.split("=", 1) for arg in line.split() if "=" in arg and not arg.startswith("-"))
     assert documented == {key: str(value).lower() for key, value in PRESETS["fast"]["params"].items()}
 

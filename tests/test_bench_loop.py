@@ -33,9 +33,9 @@ def test_the_table_has_a_row_per_stage_of_either_run_and_blanks_where_a_stage_di
     assert "| **outside training** | 8 | 5 | 3 | 2 |" in lines
 
 
-def test_the_readme_s_loop_table_is_the_committed_measurements():
+def test_the_performance_page_s_loop_table_is_the_committed_measurements():
     before, after = (json.loads((REPO / "bench" / name).read_text()) for name in ("loop-before.json", "loop.json"))
-    assert loop.table(before, after) in (REPO / "README.md").read_text()
+    assert loop.table(before, after) in (REPO / "docs/performance.md").read_text()
     assert after["within_budgets"] == (
         after["repro_vs_training"] <= loop.REPRO_BUDGET
         and after["experiment_outside_training_seconds"] <= loop.EXPERIMENT_BUDGET_S

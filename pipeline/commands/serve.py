@@ -12,7 +12,10 @@ import argparse
 import os
 import sys
 
-from pipeline import environment
+import mlflow
+from mlflow.exceptions import MlflowException
+
+from pipeline import PipelineError, environment
 from pipeline.commands import add_address
 from pipeline.infra import tracking
 from pipeline.infra.params import load_params
@@ -24,7 +27,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(host: str = "127.0.0.1", port: int = 5001, alias: str = "champion") -> None:
-    model = f"models:/{load_params().mlflow.cnn_model_name}@{alias}"
+    name = load_params().mlflow.cnn_model_name
+    model = f"models:/{name}@{alias}"
+    tracking.use_experiment(load_params().mlflow.experiment)  # a store that cannot be used stops here
+    try:
+        mlflow.MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        raise PipelineError(
+            f"no model {name}@{alias} in {tracking.tracking_uri()}: run `python -m pipeline promote` first"
+            " (it aliases the version best on validation)"
+        ) from None
     print(f"Serving {model} from {tracking.tracking_uri()} at http://{host}:{port}/invocations", flush=True)
     command = ["mlflow", "models", "serve", "-m", model, "--env-manager", "local", "--host", host, "--port", str(port)]
     os.execve(

@@ -38,6 +38,9 @@ from pipeline.infra.files import content_digest, save_json
 
 log = logging.getLogger(__name__)
 NETWORK_CAUSE = r"\[Errno -?\d+\] [^'\")]+|Read timed out|certificate verify failed[^'\"(]*"  # in requests' error chain
+# MLflow's UI shows an experiment without a kind as a GenAI one (traces, evaluations): this one is
+# machine learning, opened on its runs, model metrics and charts.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 SERVER_TIMEOUT_S = 10  # a tracking server that does not answer a first request within this is down
 HOST_TAG, PID_TAG = "pipeline.host", "pipeline.pid"
 ROLE_TAG, EXPERIMENT_TAG = "pipeline.role", "dvc_exp_name"
@@ -72,7 +75,7 @@ def use_experiment(name: str) -> str:
             if mlflow.get_experiment_by_name(name) is None:  # (creates the store's tables when new)
                 artifacts = (repo_root() / "mlartifacts").as_uri() if embedded else None  # a server decides its own
                 try:
-                    mlflow.create_experiment(name, artifact_location=artifacts)
+                    mlflow.create_experiment(name, artifact_location=artifacts, tags=dict([EXPERIMENT_KIND]))
                 except MlflowException:  # created meanwhile by a client of a shared server
                     pass
         experiment_id = mlflow.set_experiment(name).experiment_id

@@ -14,11 +14,12 @@ from pipeline.infra.files import atomic_write
 
 
 def classification_metrics(actual: np.ndarray, probabilities: np.ndarray) -> dict:
-    """Accuracy, loss, macro averages and per-digit precision / recall / F1."""
+    """Accuracy, errors (images misread), loss, macro averages and per-digit precision / recall / F1."""
     predicted = probabilities.argmax(axis=1)
     report = classification_report(actual, predicted, labels=range(10), output_dict=True, zero_division=0)
     return {
         "accuracy": float(np.mean(predicted == actual)),
+        "errors": int(np.sum(predicted != actual)),
         "loss": float(log_loss(actual, probabilities, labels=range(10))),
         "macro_precision": report["macro avg"]["precision"],
         "macro_recall": report["macro avg"]["recall"],

@@ -224,8 +224,8 @@ def summary(history: pd.DataFrame, model: keras.Model, params: Params) -> dict:
 
 
 def validation_metrics(model: keras.Model, validation: Split, batch_size: int) -> dict:
-    """Accuracy and loss of the saved model (test-time shifts included) on the validation split: the
+    """Accuracy, errors and loss of the saved model (test-time shifts included) on the validation split: the
     evaluate stage's validation figures, and the bench's."""
     images, labels = validation
     scores = classification_metrics(labels, model.predict(images, batch_size=batch_size, verbose=0))
-    return {"accuracy": scores["accuracy"], "loss": scores["loss"]}
+    return {key: scores[key] for key in ("accuracy", "errors", "loss")}

@@ -84,11 +84,12 @@ def deletion_test(model, digits: np.ndarray, classes: np.ndarray) -> dict:
 
 
 def headline(test: dict, validation: dict) -> dict:
-    """metrics/CNN.json: test accuracy and loss first (dvc exp show's first columns), then validation's."""
-    return {
-        f"{split}_{key}": scores[key]
-        for split, scores in (("test", test), ("val", validation))
-        for key in ("accuracy", "loss")
+    """metrics/CNN.json: test accuracy and loss first (dvc exp show's first columns), then validation's,
+    then the errors of each, named so that MLflow, which sorts a group's charts by name, charts them
+    first: a count its bar chart shows exactly, where it rounds 0.9952 to 1.00."""
+    scores = {"test": test, "val": validation}
+    return {f"{split}_{key}": scores[split][key] for split in scores for key in ("accuracy", "loss")} | {
+        f"errors_{split}": scores[split]["errors"] for split in scores
     }
 
 

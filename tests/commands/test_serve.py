@@ -6,12 +6,24 @@ import mlflow
 import numpy as np
 import pytest
 
+from pipeline import PipelineError
+from pipeline.commands import serve
 from tests.digits import font_mnist
 from tests.servers import served_predictions
 
-pytestmark = pytest.mark.e2e
+
+def test_without_a_champion_serve_stops_in_one_line_naming_promote(tmp_path, monkeypatch):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    with pytest.raises(PipelineError) as refused:
+        serve.main()
+    assert str(refused.value) == (
+        f"no model mnist-cnn@champion in {store}: run `python -m pipeline promote` first"
+        " (it aliases the version best on validation)"
+    )
 
 
+@pytest.mark.e2e
 def test_registered_model_serves_predictions_over_rest(digit_model, tmp_path, monkeypatch):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)

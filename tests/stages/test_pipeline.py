@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 import mlflow
@@ -20,6 +21,7 @@ from pipeline.stages import record
 from tests.commands.test_ui import assert_ui_opens_on_the_cnn
 from tests.mnist_files import repo_mnist
 from tests.repos import run, wait_for_queue
+from tests.test_readme import readme_commands
 from tests.tracked import assert_run_matches_outputs, runs_by_role, snapshot
 
 pytestmark = pytest.mark.e2e
@@ -102,6 +104,16 @@ def test_a_downstream_experiment_is_a_new_run_and_leaves_the_first_untouched_and
     versions = mlflow.MlflowClient().search_model_versions("name = 'mnist-cnn'")
     assert len(versions) == 1, "a reused training registers nothing"
     assert_ui_opens_on_the_cnn(repo, browser, new.info.run_id)  # two pipeline runs to compare
+
+
+def test_the_readme_s_first_experiment_runs_as_written(repo):
+    """README's "A first experiment": its dvc commands, as written, on the reproduced repo (what `make ui`
+    then shows: test_a_downstream_experiment_is_a_new_run_and_leaves_the_first_untouched_and_the_ui_opens_on_the_cnn)."""
+    commands = [command for command in readme_commands("## A first experiment") if command.startswith("dvc ")]
+    assert commands[0].startswith("dvc exp run") and commands[-1].startswith("dvc exp show")
+    shown = [run(repo, *shlex.split(command)).stdout for command in commands][-1]
+    _, experiment = runs_by_role(store(repo))["pipeline"]
+    assert experiment.data.tags["dvc_exp_name"] in shown and experiment.data.params["train.epochs"] == "1"
 
 
 def test_a_baseline_experiment_trains_a_new_baseline_only(repo):

@@ -1,0 +1,118 @@
+"""README.md as a newcomer reads it: every figure of its results tables is the committed file's, the
+stage graph is dvc.yaml's, it stays short, and `make help` lists what it names."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import subprocess
+from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+
+from pipeline import environment
+from tests.mnist_files import REPO
+
+README = (REPO / "README.md").read_text()
+MAX_BYTES = 20_000
+
+
+def metrics(name: str) -> dict:
+    return json.loads((REPO / "metrics" / f"{name}.json").read_text())
+
+
+def percent(fraction: float) -> str:
+    """As written: to two decimals, half up (0.97695 is 97.70%)."""
+    return f"{(Decimal(str(fraction)) * 100).quantize(Decimal('0.01'), ROUND_HALF_UP)}%"
+
+
+def thousands(count: int) -> str:
+    return f"{count:,}"
+
+
+# README's results table: a row's label -> its figures, CNN then baseline, from the files its last column names
+RESULTS: dict[str, Callable[[], list[str]]] = {
+    "test accuracy": lambda: [percent(metrics("CNN")["test_accuracy"]), percent(metrics("baseline")["accuracy"])],
+    "test errors (of 10,000)": lambda: [str(metrics("CNN")["errors_test"]), str(metrics("baseline")["errors"])],
+    "validation accuracy (the split every choice is made on)": lambda: [percent(metrics("CNN")["val_accuracy"]), ""],
+    "training seconds": lambda: [
+        f"{metrics('speed/train')['train_seconds']} ({metrics('CNN/train')['epochs_run']} epochs)",
+        str(metrics("speed/baseline")["train_seconds"]),
+    ],
+    "parameters": lambda: [thousands(metrics("CNN/train")["params"]), thousands(metrics("baseline")["params"])],
+    "int8 ONNX test accuracy": lambda: [percent(metrics("export")["int8_accuracy"]), ""],
+    "photographed test digits read": lambda: [percent(metrics("photos")["photo_accuracy"]), ""],
+    "numbers of 2-6 photographed digits read whole": lambda: [percent(metrics("numbers")["sequence_accuracy"]), ""],
+}
+
+
+def bench_row(preset: str) -> list[str]:
+    """A preset's seeds, test accuracy mean ± sd (in points) and median training seconds, from metrics/bench.json."""
+    figures = metrics("bench")["presets"][preset]
+    seeds = figures["test_accuracy"]  # the sd of these, unrounded (the file's is rounded to 5 places)
+    accuracy = percent(figures["test_accuracy_mean"]) + (
+        f" ± {100 * statistics.stdev(seeds):.2f}" if len(seeds) > 1 else ""
+    )
+    return [str(len(figures["seeds"])), accuracy, str(figures["train_seconds_median"])]
+
+
+def table_after(text: str, heading: str, header: str) -> dict[str, list[str]]:
+    """The markdown table under `heading` whose header row starts with `header`: first cell -> the other cells."""
+    section = text.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
+    lines = section.split(f"\n{header}", 1)[1].split("\n\n", 1)[0].splitlines()[2:]  # past the header's rest and rule
+    rows = [[cell.strip().replace("**", "") for cell in line.strip("|").split("|")] for line in lines]
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_every_figure_of_the_results_table_is_its_committed_file_s():
+    table = table_after(README, "## Results", "| | CNN")
+    assert set(table) == set(RESULTS)
+    for label, figures in RESULTS.items():
+        assert table[label][:2] == figures(), label
+
+
+def test_every_figure_of_the_bench_tables_is_the_committed_bench_s():
+    """README's and docs/performance.md's: every preset metrics/bench.json holds, and only those."""
+    presets = metrics("bench")["presets"]
+    for text in (README, (REPO / "docs/performance.md").read_text()):
+        table = table_after(text, "## Results" if text is README else "## The bench", "| preset")
+        assert {re.match(r"`(\w+)`", label).group(1) for label in table} == set(presets)
+        for label, cells in table.items():
+            assert cells[:3] == bench_row(re.match(r"`(\w+)`", label).group(1)), label
+
+
+def test_the_stage_graph_is_dvc_dag_s():
+    graph = subprocess.run(
+        ["dvc", "dag", "--mermaid"], cwd=REPO, env=environment(), capture_output=True, text=True, check=True
+    ).stdout
+    assert f"```mermaid\n{graph.strip()}\n```" in README
+
+
+def test_the_readme_is_short_and_its_links_lead_somewhere():
+    assert len(README.encode()) <= MAX_BYTES
+    for target in re.findall(r"\]\(([^)#]+)\)", README):
+        if not target.startswith("http"):
+            assert (REPO / target).exists(), target
+
+
+def test_make_help_lists_every_target_the_readme_names():
+    listed = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    targets = {line.split()[0] for line in listed.splitlines() if line.strip()}
+    assert set(re.findall(r"`make ([a-z-]+)", README)) <= targets
+    assert {"repro", "test", "test-fast", "ui", "serve", "draw", "server", "tune", "bench", "help"} <= targets
+
+
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md")))
+def test_each_doc_s_links_lead_somewhere(path):
+    folder = (REPO / path).parent
+    for target in re.findall(r"\]\(([^)#]+)\)", (REPO / path).read_text()):
+        if not target.startswith("http"):
+            assert (folder / target).exists() or (REPO / target).exists(), f"{path}: {target}"
+
+
+def readme_commands(heading: str) -> list[str]:
+    """The commands of the first bash block under `heading`, comments left out."""
+    block = README.split(f"\n{heading}\n", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
