@@ -15,6 +15,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
+
 from pipeline import environment
 from pipeline.commands import ui
 from tests.servers import free_port, wait_until_up
@@ -89,7 +91,7 @@ def close_the_assistant(page) -> None:
 def assert_ui_opens_on_the_cnn(repo: Path, browser, run_id: str, screenshots: Path | None = None) -> None:
     """The three screens a newcomer opens, in a real browser, in model-training mode, each once its
     charts or rows have drawn; with `screenshots`, saved there as PNG."""
-    errors = json.loads((repo / "metrics/CNN.json").read_text())["errors_test"]
+    errors = mlflow.MlflowClient().get_run(run_id).data.metrics["CNN/errors_test"]  # the run shown, its count
     with running_ui(repo) as address:
         assert address.endswith(f"&{ui.MODEL_TRAINING}")
         base, experiment = address.split("#")[0], address.split("/experiments/")[1].split("/")[0]
@@ -121,11 +123,12 @@ def assert_ui_opens_on_the_cnn(repo: Path, browser, run_id: str, screenshots: Pa
 if __name__ == "__main__":  # README's screenshots from this repo's own store: python -m tests.commands.test_ui docs
     from playwright.sync_api import sync_playwright
 
-    from pipeline.infra import paths
+    from pipeline.infra import tracking
     from tests.mnist_files import REPO
+    from tests.tracked import runs_by_role
 
+    repros = [r for r in runs_by_role(tracking.tracking_uri())["pipeline"] if r.info.run_name.startswith("repro-")]
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
-        run_id = json.loads((REPO / paths.PIPELINE_RUN).read_text())["run_id"]  # the committed dvc repro's run
-        assert_ui_opens_on_the_cnn(REPO, chromium, run_id, screenshots=Path(sys.argv[1]))
+        assert_ui_opens_on_the_cnn(REPO, chromium, repros[-1].info.run_id, screenshots=Path(sys.argv[1]))  # the last
         chromium.close()
