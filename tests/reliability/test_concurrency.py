@@ -1,5 +1,5 @@
 """Concurrency: two `predict` processes at once, and the MLflow UI reading the SQLite store while a run
-writes to it.  (Four queued experiments on two workers: tests/stages/test_pipeline.py, the queued grid.)"""
+writes to it.  (Two queued experiments on two workers: tests/stages/test_pipeline.py, the queued grid.)"""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 
 from pipeline import environment
 from pipeline.images.camera import photograph
+from pipeline.infra.mlflow_servers import WITHOUT_GENAI_JOBS
 from tests.digits import font_mnist
 from tests.mnist_files import REPO
 from tests.servers import free_port, wait_until_up
@@ -67,7 +68,7 @@ def _post(url: str, body: dict) -> dict:
 
 def test_ui_reads_while_a_run_writes(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = environment()
+    env = environment(**WITHOUT_GENAI_JOBS)  # as `make ui` runs it
     subprocess.run([sys.executable, "-c", WRITER, store, "1"], env=env, check=True, capture_output=True)  # the tables
     url = f"http://127.0.0.1:{free_port()}"
     ui = subprocess.Popen(
