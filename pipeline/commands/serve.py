@@ -27,9 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(host: str = "127.0.0.1", port: int = 5001, alias: str = "champion") -> None:
-    name = load_params().mlflow.cnn_model_name
+    settings = load_params().mlflow
+    name = settings.cnn_model_name
     model = f"models:/{name}@{alias}"
-    tracking.use_experiment(load_params().mlflow.experiment)  # a store that cannot be used stops here
+    tracking.use_experiment(settings.experiment)  # a store that cannot be used stops here
     try:
         mlflow.MlflowClient().get_model_version_by_alias(name, alias)
     except MlflowException:
