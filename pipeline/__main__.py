@@ -8,6 +8,7 @@ never loads a server's or a search's libraries) and takes them as keyword argume
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import resource
@@ -75,4 +76,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # The process ends here: spare it the interpreter's last garbage collections over every object
+    # TensorFlow, MLflow and pandas made (1.2 s at the exit of a stage that imports TensorFlow, 0.5 s
+    # of one that imports MLflow).  Exit handlers and stream flushes still run.
+    gc.freeze()
+    sys.exit(status)

@@ -1,9 +1,11 @@
-"""Reading DVC's queue: `dvc queue status` as DVC 3.67 prints it."""
+"""Reading DVC's queue: `dvc queue status` as DVC 3.67 prints it, and the experiments that finished in git's refs."""
+
+import subprocess
 
 import yaml
 
 from pipeline.infra.yaml_files import YamlLoader
-from pipeline.search.dvc_queue import as_override, task_states
+from pipeline.search.dvc_queue import as_override, experiment_file, experiment_refs, task_states
 
 STATUS = """\
 Task     Name            Created    Status
@@ -32,3 +34,19 @@ def test_an_override_reads_back_as_the_value_it_was():
         key, text = as_override("train.x", value).split("=", 1)
         read = yaml.load(text, Loader=YamlLoader)
         assert (key, read, type(read)) == ("train.x", value, type(value))
+
+
+def test_a_finished_experiment_is_found_by_its_name_in_git_s_refs(tmp_path, monkeypatch):
+    """What DVC leaves when an experiment finishes: a commit under refs/exps/<baseline>/<name>."""
+    monkeypatch.chdir(tmp_path)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "metrics.json").write_text('{"val_accuracy": 0.9}')
+    subprocess.run([*git, "add", "metrics.json"], check=True)
+    subprocess.run([*git, "commit", "-qm", "s-0"], check=True)
+    assert experiment_refs() == {} and experiment_file("s-0", "metrics.json") is None
+    ref = "refs/exps/ab/cdef0123/s-0"
+    subprocess.run([*git, "update-ref", ref, "HEAD"], check=True)
+    assert experiment_refs() == {"s-0": ref}
+    assert experiment_file("s-0", "metrics.json") == '{"val_accuracy": 0.9}'
+    assert experiment_file("s-1", "metrics.json") is None

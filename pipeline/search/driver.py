@@ -13,17 +13,19 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from pipeline import PipelineError
 from pipeline.adapters import optuna_trials
 from pipeline.infra import metric_names, paths, tracking
 from pipeline.infra.files import save_json
 from pipeline.infra.params import Params
 from pipeline.search import study_run
-from pipeline.search.dvc_queue import Queue, experiment_metrics
+from pipeline.search.dvc_queue import Queue, experiment_metrics, experiment_refs
 from pipeline.search.handover import TrialContext, context_file
 from pipeline.search.space import SearchFile, make_sampler
 
 log = logging.getLogger(__name__)
-POLL_S = 5  # how often the queue is read
+POLL_S = 5  # how often git's refs are read for the experiments that finished (milliseconds) ...
+STATUS_S = 30  # ... and DVC's queue status for those that failed or were lost (a DVC process: 1 s of CPU)
 HEARTBEAT_S = 30  # how often a running trial's heartbeat is written ...
 STALE_AFTER_S = 600  # ... and how long after the last one another host may mark it failed
 LOST_AFTER_S = 120  # a task DVC calls running but has not begun for this long was lost by its worker
@@ -44,6 +46,7 @@ class Search:
     starting: dict[str, float] = field(default_factory=dict)  # since when DVC has not begun each active trial
     started: float = field(default_factory=time.monotonic)
     beat: float = 0.0
+    status_read: float = 0.0
 
     @property
     def name(self) -> str:
@@ -88,6 +91,10 @@ class Search:
         self.study.sampler = make_sampler(self.search, trial.number)
         chosen = {key: dimension.suggest(trial, key) for key, dimension in self.search.space.items()}
         name = self.experiment(trial)
+        if name in experiment_refs():  # DVC would run it, then fail to commit it under a name taken
+            self.note(trial, outcome="failed")
+            self.study.tell(trial, state=TrialState.FAIL)
+            raise PipelineError(f"DVC experiment {name} exists already: dvc exp remove {name}, or name the study anew")
         self.note(trial, experiment=name)
         self.own(trial)
         context = TrialContext(
@@ -107,8 +114,22 @@ class Search:
         return True
 
     def poll(self) -> None:
-        """Tell the study of the trials that finished, queue again those DVC lost; keep the others' heartbeat."""
+        """Tell the study of the trials whose experiment finished; every STATUS_S, of those that failed, and
+        queue again those DVC lost; keep the others' heartbeat."""
+        finished = experiment_refs()
+        for name in [name for name in self.active if name in finished]:
+            self.finish(name, self.active[name], True)
+        if time.monotonic() - self.status_read > STATUS_S:
+            self.follow_queue()
+        if time.monotonic() - self.beat > HEARTBEAT_S:
+            for trial in self.active.values():
+                self.note(trial, heartbeat=time.time())
+            self.beat = time.monotonic()
+
+    def follow_queue(self) -> None:
+        """The trials whose task DVC's queue failed or lost: told failed, or queued again."""
         states = self.queue.states()
+        self.status_read = time.monotonic()
         for name, trial in list(self.active.items()):
             state = states.get(name)
             if state in ("Success", "Failed") or state is None:
@@ -120,10 +141,6 @@ class Search:
                 self.queue.cancel(name)
                 self.queue.submit(name, self.search.fixed | trial.params)
                 del self.starting[name]
-        if time.monotonic() - self.beat > HEARTBEAT_S:
-            for trial in self.active.values():
-                self.note(trial, heartbeat=time.time())
-            self.beat = time.monotonic()
 
     def finish(self, name: str, trial: FrozenTrial, succeeded: bool) -> None:
         metrics = experiment_metrics(name) if succeeded else None

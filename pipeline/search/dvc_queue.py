@@ -44,7 +44,10 @@ class Queue:
         """Start the workers that are missing.  Their output goes nowhere: a worker lives on, detached,
         and would hold a pipe open until it stops."""
         command = ["dvc", "queue", "start", "-j", str(self.jobs)]
-        if subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment()).returncode:
+        status = subprocess.run(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment(), check=False
+        )
+        if status.returncode:
             raise PipelineError(f"{' '.join(command)} failed: see dvc queue status")
 
     def states(self) -> dict[str, str]:
@@ -76,12 +79,18 @@ def task_states(status: str, executing: list[str]) -> dict[str, str]:
     return states
 
 
-def experiment_file(name: str, path: Path) -> str | None:
-    """File `path` as DVC experiment `name` committed it, or None when there is no such experiment."""
+def experiment_refs() -> dict[str, str]:
+    """Each DVC experiment's git ref (refs/exps/...) by its name: an experiment has one once it finished.
+    Read by git in milliseconds, where `dvc queue status` costs a DVC process."""
     refs = subprocess.run(
         ["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], capture_output=True, text=True, check=True
     ).stdout.split()
-    ref = next((r for r in refs if r.rsplit("/", 1)[-1] == name), None)
+    return {ref.rsplit("/", 1)[-1]: ref for ref in refs}
+
+
+def experiment_file(name: str, path: Path) -> str | None:
+    """File `path` as DVC experiment `name` committed it, or None when there is no such experiment."""
+    ref = experiment_refs().get(name)
     if ref is None:
         return None
     return subprocess.run(["git", "show", f"{ref}:{path}"], capture_output=True, text=True, check=True).stdout

@@ -20,7 +20,7 @@ from tests.mnist_files import REPO
 from tests.servers import free_port, wait_until_up
 
 pytestmark = pytest.mark.e2e
-STEPS = 400  # metric values the writer logs, one database write each
+STEPS = 100  # metric values the writer logs, one database write each
 
 
 def test_two_predict_processes_at_once(digit_model, tmp_path):

@@ -89,17 +89,21 @@ def test_repro_yields_one_pipeline_run_exactly_as_its_outputs(reproduced, repo):
     assert by_export[0]["number"] == by_keras[0]["number"]
 
 
-def test_a_downstream_experiment_is_a_new_run_and_leaves_the_first_untouched_and_the_ui_opens_on_the_cnn(repo, browser):
+def test_an_experiment_downstream_of_training_reuses_it_and_leaves_every_earlier_run_untouched(repo, browser):
+    """Evaluation and baseline settings changed: a new pipeline run whose CNN training is the first one's
+    (nothing registered), a new baseline nested under it, earlier runs untouched; the UI opens on the CNN."""
     runs = runs_by_role(store(repo))
     before = {r.info.run_id: snapshot(r.info.run_id) for role in runs.values() for r in role}
-    run(repo, "dvc", "exp", "run", "-n", "ev16", "-S", "evaluate.grid_size=16")
+    run(repo, "dvc", "exp", "run", "-n", "ev16", "-S", "evaluate.grid_size=16", "-S", "baseline.C=0.5")
     after = runs_by_role(store(repo))
-    assert [len(after[role]) for role in ("pipeline", "cnn", "baseline")] == [2, 1, 1], "no training reran"
-    new = after["pipeline"][1]
+    assert [len(after[role]) for role in ("pipeline", "cnn", "baseline")] == [2, 1, 2], "no CNN training reran"
+    new, new_baseline = after["pipeline"][1], after["baseline"][1]
     assert new.info.run_name == new.data.tags["dvc_exp_name"] == "ev16"
-    assert new.data.params["evaluate.grid_size"] == "16"
+    assert new.data.params["evaluate.grid_size"] == "16" and new_baseline.data.params["baseline.C"] == "0.5"
     assert_run_matches_outputs(new, repo)  # dvc exp run leaves the experiment's outputs in the workspace
     assert new.data.tags["cnn.run_id"] == runs["cnn"][0].info.run_id
+    assert new_baseline.data.tags["mlflow.parentRunId"] == new.info.run_id
+    assert new.data.tags["baseline.model_uri"] == "models:/mnist-logreg/2"
     assert {run_id: snapshot(run_id) for run_id in before} == before, "an earlier run was written to"
     versions = mlflow.MlflowClient().search_model_versions("name = 'mnist-cnn'")
     assert len(versions) == 1, "a reused training registers nothing"
@@ -107,26 +111,13 @@ def test_a_downstream_experiment_is_a_new_run_and_leaves_the_first_untouched_and
 
 
 def test_the_readme_s_first_experiment_runs_as_written(repo):
-    """README's "A first experiment": its dvc commands, as written, on the reproduced repo (what `make ui`
-    then shows: test_a_downstream_experiment_is_a_new_run_and_leaves_the_first_untouched_and_the_ui_opens_on_the_cnn)."""
+    """README's "A first experiment": its dvc commands, as written, on the reproduced repo (what `make ui` then
+    shows: test_an_experiment_downstream_of_training_reuses_it_and_leaves_every_earlier_run_untouched)."""
     commands = [command for command in readme_commands("## A first experiment") if command.startswith("dvc ")]
     assert commands[0].startswith("dvc exp run") and commands[-1].startswith("dvc exp show")
     shown = [run(repo, *shlex.split(command)).stdout for command in commands][-1]
     _, experiment = runs_by_role(store(repo))["pipeline"]
     assert experiment.data.tags["dvc_exp_name"] in shown and experiment.data.params["train.epochs"] == "1"
-
-
-def test_a_baseline_experiment_trains_a_new_baseline_only(repo):
-    cnn = runs_by_role(store(repo))["cnn"][0].info.run_id
-    before = snapshot(cnn)
-    run(repo, "dvc", "exp", "run", "-S", "baseline.C=0.5")
-    runs = runs_by_role(store(repo))
-    assert [len(runs[role]) for role in ("pipeline", "cnn", "baseline")] == [2, 1, 2]
-    new_pipeline, new_baseline = runs["pipeline"][1], runs["baseline"][1]
-    assert new_baseline.data.params["baseline.C"] == "0.5"
-    assert new_baseline.data.tags["mlflow.parentRunId"] == new_pipeline.info.run_id
-    assert new_pipeline.data.tags["baseline.model_uri"] == "models:/mnist-logreg/2"
-    assert snapshot(cnn) == before
 
 
 def test_experiments_change_params_through_the_loader(repo):
