@@ -42,6 +42,7 @@ def test_quick_bench_scores_each_seed_once_and_measures_ratios(tmp_path, repo_pa
     """The fewest presets that run every code path: a single model (`default`: fp32 and int8 exports
     timed) and an ensemble (`best`: the ensemble and its first member).  The ratios' arithmetic over
     every preset: test_ratios_divide_this_run_s_medians_and_leave_an_absent_preset_s_none."""
+    repo_params["evaluate"]["latency_runs"] = 5  # single-image timings: the code path, not the figure
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(repo_params))
     for split, n in (("train", 600), ("val", 100), ("test", 200)):
         x, y = learnable_mnist(n, seed=len(split))
