@@ -10,6 +10,9 @@ machine that slows down mid-run slows all of them alike; ratios compare medians 
     python bench/bench.py --presets best,deep,fast,tiny   # those presets only (their ratios; the others None)
     python bench/bench.py --presets tiny,fast --max-seeds 2   # tiny and fast, 2 seeds at most
     python bench/bench.py --quick          # smoke test: 2,000 images, 1 epoch, 1 seed each -> bench/quick/
+
+Only a full run (every preset, every seed) writes metrics/bench.json and reports/: a partial one
+writes bench/partial/, and never replaces the committed full run.
 """
 
 from __future__ import annotations
@@ -194,7 +197,16 @@ def main() -> None:
                 runs[name].append({"seed": seed} | _train_in_process(name, seed, args.quick, throughputs))
                 print(f"bench: {name} seed {seed}: {runs[name][-1]['test_accuracy']:.4f}", file=sys.stderr, flush=True)
     summary = {name: summarise(preset_runs) for name, preset_runs in runs.items()}
-    report(summary, ratios(summary, runs), runs, Path("bench/quick") if args.quick else None)
+    report(summary, ratios(summary, runs), runs, destination(args.quick, seeds, presets))
+
+
+def destination(quick: bool, seeds: dict[str, list[int]], presets: dict) -> Path | None:
+    """Where a run writes: None (metrics/ and reports/) for a full run only; a quick or partial run
+    (fewer presets or seeds) its own folder, so it never replaces the committed full run."""
+    if quick:
+        return Path("bench/quick")
+    full = seeds == {name: preset["seeds"] for name, preset in presets.items()}
+    return None if full else Path("bench/partial")
 
 
 def _train_in_process(name: str, seed: int, quick: bool, throughputs: bool) -> dict:

@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
@@ -76,6 +77,16 @@ def test_quick_bench_scores_each_seed_once_and_measures_ratios(tmp_path, repo_pa
     assert (tmp_path / "bench" / "quick" / "bench.png").stat().st_size > 10_000
 
 
+def test_only_a_full_run_writes_the_committed_bench():
+    """Every preset on every seed writes metrics/bench.json; fewer presets or seeds write bench/partial/."""
+    every = {name: preset["seeds"] for name, preset in PRESETS.items()}
+    assert bench.destination(False, every, PRESETS) is None
+    assert bench.destination(False, dict(reversed(every.items())), PRESETS) is None  # the order is the user's
+    assert bench.destination(False, {"best": every["best"], "deep": every["deep"]}, PRESETS).name == "partial"
+    assert bench.destination(False, {name: seeds[:1] for name, seeds in every.items()}, PRESETS).name == "partial"
+    assert bench.destination(True, {name: seeds[:1] for name, seeds in every.items()}, PRESETS).name == "quick"
+
+
 def _synthetic_run(seed: int, seconds: float, accuracy: float) -> dict:
     return {
         "seed": seed,
@@ -132,3 +143,40 @@ def test_stage_times_run_from_each_stage_line_to_the_next_and_take_training_from
 def test_a_failing_command_stops_the_timing_with_its_exit_code():
     with pytest.raises(SystemExit, match="exited 3"):
         stages.time_stages([sys.executable, "-c", "raise SystemExit(3)"])
+
+
+_ENSEMBLES_SPEC = importlib.util.spec_from_file_location("ensembles", REPO / "bench" / "ensembles.py")
+ensembles = importlib.util.module_from_spec(_ENSEMBLES_SPEC)
+_ENSEMBLES_SPEC.loader.exec_module(ensembles)
+
+
+def _member(right: list[bool], confidence: float, seconds: float) -> dict:
+    """Probabilities on validation images of digit 0: `confidence` on 0 where `right`, else on 1."""
+    probabilities = np.full((len(right), 10), (1 - confidence) / 9)
+    probabilities[np.arange(len(right)), [0 if r else 1 for r in right]] = confidence
+    return {"probabilities": probabilities, "seconds": np.float64(seconds)}
+
+
+def test_a_pool_is_ensembled_in_disjoint_groups_in_seed_order():
+    labels = np.zeros(4, dtype=int)
+    pool = [
+        _member([True, True, False, False], 0.9, 10),
+        _member([True, False, True, False], 0.6, 20),
+        _member([True, True, True, False], 0.7, 30),
+        _member([False, False, False, False], 0.8, 50),
+    ]
+    scores = ensembles.scores(pool, labels, range(1, 5))
+    assert scores[1]["val_accuracy"] == [0.5, 0.5, 0.75, 0.0] and scores[1]["groups"] == 4
+    assert scores[2]["val_accuracy"] == [0.5, 0.0]  # averaged probabilities: the surer member wins a split vote
+    assert scores[2]["val_accuracy_mean"] == 0.25 and scores[2]["val_accuracy_sd"] == 0.35355
+    assert scores[2]["train_seconds_median"] == 55.0  # the median of 10 + 20 and 30 + 50
+    assert scores[3] == {  # one group of three, the fourth member left out of it (not of every subset's mean)
+        "groups": 1,
+        "val_accuracy": [0.75],
+        "val_accuracy_mean": 0.75,
+        "val_accuracy_sd": None,
+        "val_accuracy_every_subset_mean": 0.5,  # (0.75 + 0.25 + 0.5 + 0.5) / 4
+        "train_seconds_median": 60.0,
+    }
+    assert scores[4]["val_accuracy"] == [0.5]
+    assert ensembles.pool_folder("default", {"train.epochs": 7}).name == "default,train.epochs=7"
