@@ -8,8 +8,8 @@ the seeds `model.ensemble_size` would draw (`training.member_seeds`), trained in
 own; its validation probabilities (test-time shifts included) are kept in bench/members/, so a pool
 grows or resumes without retraining.  For each ensemble size k, the pool is cut into disjoint groups
 of k members in seed order, and each group's averaged probabilities are scored on validation: the
-mean and sd over groups, and the median training seconds of k members.  The test set is not read:
-the recipe chosen here is scored on it once, by `make bench`.
+mean and sd over groups, the mean over every k-subset, and the median training seconds of k members.
+The test set is not read: the recipe chosen here is scored on it once, by `make bench`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def pool_folder(preset: str, overrides: dict) -> Path:
 
 
 def train_member(preset: str, overrides: dict, seed: int, folder: Path) -> None:
-    """One member in a process of its own (bench.py's), its validation probabilities and seconds saved."""
+    """Train the member of `seed` (this process's one job) and save its validation probabilities and seconds."""
     params = preset_params(yaml.safe_load(PRESETS_FILE.read_text())["presets"][preset]["params"] | overrides, seed)
     trained = training.train(params, paths.load_split("train"), paths.load_split("val"))
     images, _ = paths.load_split("val")
