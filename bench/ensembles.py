@@ -43,9 +43,9 @@ def pool_folder(preset: str, overrides: dict) -> Path:
 def train_member(preset: str, overrides: dict, seed: int, folder: Path) -> None:
     """Train the member of `seed` (this process's one job) and save its validation probabilities and seconds."""
     params = preset_params(yaml.safe_load(PRESETS_FILE.read_text())["presets"][preset]["params"] | overrides, seed)
-    trained = training.train(params, paths.load_split("train"), paths.load_split("val"))
-    images, _ = paths.load_split("val")
-    probabilities = trained.model.predict(images, batch_size=params.evaluate.batch_size, verbose=0)
+    validation = paths.load_split("val")
+    trained = training.train(params, paths.load_split("train"), validation)
+    probabilities = trained.model.predict(validation[0], batch_size=params.evaluate.batch_size, verbose=0)
     save_npz(folder / f"{seed}.npz", {"probabilities": probabilities, "seconds": np.float64(trained.seconds)})
 
 
@@ -97,16 +97,17 @@ def main() -> None:
         return
     if not (args.members and args.out):
         parser.error("--members and --out are required")
-    for seed in training.member_seeds(args.seed, args.members):
+    seeds = training.member_seeds(args.seed, args.members)
+    for seed in seeds:
         if not (folder / f"{seed}.npz").exists():  # each in a fresh process: its memory and threads its own
             command = [sys.executable, __file__, "--preset", args.preset, *(f"--set={s}" for s in args.set)]
             subprocess.run([*command, "--one", str(seed)], check=True)
             print(f"ensembles: {folder.name} seed {seed} trained", file=sys.stderr, flush=True)
-    members = [load_member(folder / f"{seed}.npz") for seed in training.member_seeds(args.seed, args.members)]
+    members = [load_member(folder / f"{seed}.npz") for seed in seeds]
     report = {
         "preset": args.preset,
         "overrides": overrides,
-        "seeds": training.member_seeds(args.seed, args.members),
+        "seeds": seeds,
         "member_seconds": [round(m["seconds"], 1) for m in members],
         "ensembles": scores(members, paths.load_split("val")[1], range(1, args.members + 1)),
     }
