@@ -1,7 +1,7 @@
 """A team's setup, for real: a throwaway PostgreSQL cluster and MLflow server (`python -m pipeline
-server`), a tiny `dvc repro` and a queued grid of two logged through it and read back through it, and
-a DVC remote (a local folder) that a fresh clone pulls from.  No mocks; everything is stopped and
-removed afterwards."""
+server`), a tiny `dvc repro` and a queued grid of two ensembles logged through it and read back through
+it, `promote` choosing among them on validation, and a DVC remote (a local folder) that a fresh clone
+pulls from.  No mocks; everything is stopped and removed afterwards."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ import pytest
 from PIL import Image
 
 from pipeline import PipelineError, environment
-from pipeline.infra import paths, tracking
+from pipeline.infra import metric_names, paths, tracking
 from pipeline.infra.files import load_npz
 from pipeline.ml.predictors import keras_predictor
 from pipeline.reading.numbers import load_touching, predict_files
@@ -38,11 +38,6 @@ from pipeline.team.postgres import DATABASES, postgres_tool
 from tests.mnist_files import REPO
 from tests.repos import make_repo, run, wait_for_queue
 from tests.servers import free_port, served_predictions, wait_until_up
-from tests.stages.test_pipeline import (
-    EXPLORATION,
-    assert_each_explores_its_own_data_and_seeds,
-    assert_grid_is_one_run_per_experiment,
-)
 from tests.tracked import assert_run_matches_outputs, runs_by_role, snapshot
 
 pytestmark = pytest.mark.e2e
@@ -162,6 +157,53 @@ def assert_a_fresh_clone_pulls_everything(repo: Path, clone: Path) -> None:
     assert "Data and pipelines are up to date." in run(clone, "dvc", "repro").stdout
 
 
+def assert_grid_is_one_run_per_experiment(repo: Path, store_uri: str, key: str, values: list[str]) -> None:
+    """`dvc exp show`'s experiments and the pipeline runs: the same names, params and metrics."""
+    shown = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
+    experiments = {exp["name"]: exp["revs"][0]["data"] for commit in shown for exp in (commit.get("experiments") or [])}
+    runs = {r.info.run_name: r for r in runs_by_role(store_uri)["pipeline"] if "dvc_exp_name" in r.data.tags}
+    assert set(runs) == set(experiments) and len(runs) == len(values)
+    for name, data in experiments.items():
+        pipeline_run = runs[name]
+        files = {Path(path): content["data"] for path, content in data["metrics"].items()}
+        assert {k: pipeline_run.data.metrics[k] for k in metric_names.metrics_of(files)} == metric_names.metrics_of(
+            files
+        )
+    assert sorted(r.data.params[key] for r in runs.values()) == values
+
+
+# The queued grid: other architectures at 1 epoch, as ensembles of two (weak models, and every experiment
+# finishes, its members in its one training run, its ensemble exported and read by every stage), each on
+# a small subset and seeds of its own.  Every architecture's training and export, in-process:
+# tests/stages/test_export.py::test_every_architecture_trains_an_epoch_and_exports_as_the_pipeline_does.
+EXPLORATION = {
+    "fast": ["-S", "preprocess.subset=150", "-S", "preprocess.seed=8", "-S", "train.seed=7", "-S", "numbers.seed=9"],
+    "deep": ["-S", "preprocess.subset=100", "-S", "preprocess.seed=5", "-S", "segmenter.seed=5", "-S", "train.seed=9"],
+}
+MEMBERS = 2
+
+
+def assert_each_explores_its_own_data_and_seeds(runs: dict[str, list]) -> None:
+    """EXPLORATION's experiments finished, each on its own data or seed, read by every stage."""
+    pipelines = {r.data.params["model.arch"]: r for r in runs["pipeline"] if "dvc_exp_name" in r.data.tags}
+    for arch, overrides in EXPLORATION.items():
+        logged = pipelines[arch].data
+        for key, value in (override.split("=") for override in overrides[1::2]):
+            assert logged.params[key] == value
+        assert logged.metrics["data/train"] + logged.metrics["data/val"] == int(logged.params["preprocess.subset"])
+        assert logged.metrics["numbers/numbers"] == 4
+
+
+def assert_each_ensemble_is_one_training_run(runs: dict[str, list]) -> None:
+    """The grid's experiments each trained one ensemble of MEMBERS in one training run, with each member's curve."""
+    trained = [r for r in runs["cnn"] if r.data.params["model.ensemble_size"] == str(MEMBERS)]
+    assert len(trained) == len(EXPLORATION) and all(r.data.metrics["CNN/train/members"] == MEMBERS for r in trained)
+    client = mlflow.MlflowClient()
+    for member in range(1, MEMBERS + 1):
+        curves = [client.get_metric_history(r.info.run_id, f"CNN/epoch/member_{member}/val_accuracy") for r in trained]
+        assert [len(curve) for curve in curves] == [1] * len(EXPLORATION)
+
+
 SEARCH_EXPERIMENTS = "/api/2.0/mlflow/experiments/search?max_results=5"
 
 
@@ -204,7 +246,8 @@ def test_a_team_shares_runs_through_a_postgresql_server_and_data_through_a_remot
     assert_run_matches_outputs(first, repo)
     before = snapshot(first.info.run_id)
     for arch, overrides in EXPLORATION.items():  # two writers at once, each on data and seeds of its own
-        run(repo, "dvc", "exp", "run", "--queue", "-S", "train.epochs=1", "-S", f"model.arch={arch}", *overrides)
+        grid = ["-S", "train.epochs=1", "-S", f"model.ensemble_size={MEMBERS}", "-S", f"model.arch={arch}"]
+        run(repo, "dvc", "exp", "run", "--queue", *grid, *overrides)
     run(repo, "dvc", "queue", "start", "-j", "2")
     wait_for_queue(repo)
     assert not (repo / "mlflow.db").exists(), "nothing went to the embedded store"
@@ -213,6 +256,7 @@ def test_a_team_shares_runs_through_a_postgresql_server_and_data_through_a_remot
     runs = runs_by_role(team_server.uri)
     assert [len(runs[role]) for role in ("pipeline", "cnn", "baseline")] == [3, 3, 3], "a new split, a new baseline"
     assert_each_explores_its_own_data_and_seeds(runs)
+    assert_each_ensemble_is_one_training_run(runs)
     assert all(r.info.status == "FINISHED" for role in runs.values() for r in role)
     assert all(r.info.artifact_uri.startswith("mlflow-artifacts:") for role in runs.values() for r in role)
     downloaded = mlflow.MlflowClient().download_artifacts(first.info.run_id, "metrics/CNN.json", str(tmp_path))
@@ -223,6 +267,11 @@ def test_a_team_shares_runs_through_a_postgresql_server_and_data_through_a_remot
     promoted = run(repo, "python", "-m", "pipeline", "promote").stdout
     champion = mlflow.MlflowClient().get_model_version_by_alias("mnist-cnn", "champion")
     assert promoted.startswith(f"mnist-cnn@champion -> version {champion.version}: val accuracy")
+    best = max(
+        runs["pipeline"],
+        key=lambda r: (r.data.metrics["CNN/val_accuracy"], -r.data.metrics["CNN/val_loss"], r.info.start_time),
+    )
+    assert champion.run_id == best.data.tags["cnn.run_id"], "promote chooses on validation"
     images = load_npz(repo / paths.split_file("test"))["x"]
     Image.fromarray(255 - images[0]).save(repo / "digit.png")
     by_registry = run(

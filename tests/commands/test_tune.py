@@ -112,15 +112,18 @@ def test_a_search_killed_then_resumed_and_joined_from_a_clone_runs_each_trial_on
         run(clone, "git", "config", key, value)
     storage = tmp_path / "study.journal"
     search = search_file(tmp_path, storage=str(storage))
-    env = environment(MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'mlflow.db'}")  # one store, as a team server is
-    first = subprocess.Popen(tune(search, 2), cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = f"sqlite:///{repo / 'mlflow.db'}"  # one store, as a team server is: the repo's own, which the clone names
+    env = {repo: environment(), clone: environment(MLFLOW_TRACKING_URI=store)}
+    first = subprocess.Popen(
+        tune(search, 2), cwd=repo, env=env[repo], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_until(lambda: "Running" in run(repo, "dvc", "queue", "status").stdout, 300, "a running trial")
     finally:
         first.kill()  # SIGKILL: no chance to clean up; its queued experiments run on
         first.wait()
     searches = [  # the rerun takes over the killed process's trials; the clone asks for new ones meanwhile
-        subprocess.Popen(tune(search, jobs), cwd=r, env=env, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(tune(search, jobs), cwd=r, env=env[r], stdout=subprocess.PIPE, text=True)
         for r, jobs in ((repo, 2), (clone, 1))
     ]
     outputs = [process.communicate(timeout=900)[0] for process in searches]
@@ -144,7 +147,9 @@ def test_a_search_killed_then_resumed_and_joined_from_a_clone_runs_each_trial_on
     run(clone, "dvc", "exp", "push", "--no-cache", "origin", *ran[clone])  # as the README's second machine does
     assert experiments(repo) == names
 
-    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    # The repo's trials ran as queued experiments, in copies under .dvc/tmp, on the default store: the repo's
+    assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
+    mlflow.set_tracking_uri(store)
     runs = mlflow.search_runs(experiment_names=["mnist"], output_format="list")
     (study_run,) = [r for r in runs if r.data.tags.get("pipeline.role") == "study"]
     nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == study_run.info.run_id]

@@ -1,5 +1,6 @@
 """Concurrency: two `predict` processes at once, and the MLflow UI reading the SQLite store while a run
-writes to it.  (Two queued experiments on two workers: tests/stages/test_pipeline.py, the queued grid.)"""
+writes to it.  (Queued experiments on two workers: the search's trials on one SQLite store,
+tests/commands/test_tune.py, and the team test's grid on its server, tests/test_team.py.)"""
 
 from __future__ import annotations
 

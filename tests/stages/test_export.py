@@ -128,7 +128,7 @@ def test_int8_may_add_a_share_of_keras_errors_with_the_float_tolerance_as_floor(
 def test_every_architecture_trains_an_epoch_and_exports_as_the_pipeline_does(arch, tmp_path):
     """Exploration never fails, per architecture, in-process: one epoch of the default recipe on a few
     images (a weak model), exported to ONNX and int8 as the export stage does, the ONNX model agreeing
-    with Keras and int8 giving probabilities.  (The queued grid of tests/stages/test_pipeline.py runs
+    with Keras and int8 giving probabilities.  (The team test's queued grid, tests/test_team.py, runs
     some architectures through every stage; what follows the export does not depend on the architecture.)"""
     params = params_with({"model.arch": arch, "train.epochs": 1, "train.batch_size": 64})
     x, y = learnable_mnist(300, seed=3)

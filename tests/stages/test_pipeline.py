@@ -14,13 +14,13 @@ import pytest
 import yaml
 from PIL import Image
 
-from pipeline.infra import metric_names, paths
+from pipeline.infra import paths
 from pipeline.infra.files import content_digest, file_digest, load_npz
 from pipeline.stages import card as card_stage
 from pipeline.stages import record
 from tests.commands.test_ui import assert_ui_opens_on_the_cnn
 from tests.mnist_files import repo_mnist
-from tests.repos import run, wait_for_queue
+from tests.repos import run
 from tests.test_readme import readme_commands
 from tests.tracked import assert_run_matches_outputs, runs_by_role, snapshot
 
@@ -116,8 +116,11 @@ def test_the_readme_s_first_experiment_runs_as_written(repo):
     commands = [command for command in readme_commands("## A first experiment") if command.startswith("dvc ")]
     assert commands[0].startswith("dvc exp run") and commands[-1].startswith("dvc exp show")
     shown = [run(repo, *shlex.split(command)).stdout for command in commands][-1]
-    _, experiment = runs_by_role(store(repo))["pipeline"]
+    runs = runs_by_role(store(repo))
+    _, experiment = runs["pipeline"]
     assert experiment.data.tags["dvc_exp_name"] in shown and experiment.data.params["train.epochs"] == "1"
+    assert len(runs["cnn"]) == 2, "one training per experiment"
+    assert len(runs["baseline"]) == 1, "the same split: the baseline is reused"
 
 
 def test_experiments_change_params_through_the_loader(repo):
@@ -126,74 +129,6 @@ def test_experiments_change_params_through_the_loader(repo):
     bad = run(repo, "dvc", "exp", "run", "-S", "preprocess.val_fraction=2", "preprocess", check=False)
     assert bad.returncode != 0
     assert "error: params.yaml: preprocess.val_fraction = 2: expected a fraction in (0, 1)" in bad.stderr + bad.stdout
-
-
-def assert_grid_is_one_run_per_experiment(repo: Path, store_uri: str, key: str, values: list[str]) -> None:
-    """`dvc exp show`'s experiments and the pipeline runs: the same names, params and metrics."""
-    shown = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
-    experiments = {exp["name"]: exp["revs"][0]["data"] for commit in shown for exp in (commit.get("experiments") or [])}
-    runs = {r.info.run_name: r for r in runs_by_role(store_uri)["pipeline"] if "dvc_exp_name" in r.data.tags}
-    assert set(runs) == set(experiments) and len(runs) == len(values)
-    for name, data in experiments.items():
-        pipeline_run = runs[name]
-        files = {Path(path): content["data"] for path, content in data["metrics"].items()}
-        assert {k: pipeline_run.data.metrics[k] for k in metric_names.metrics_of(files)} == metric_names.metrics_of(
-            files
-        )
-    assert sorted(r.data.params[key] for r in runs.values()) == values
-
-
-EXPLORATION = {  # other architectures at 1 epoch, each on a small subset and seeds of its own: the team test's grid
-    "fast": ["-S", "preprocess.subset=150", "-S", "preprocess.seed=8", "-S", "train.seed=7", "-S", "numbers.seed=9"],
-    "deep": ["-S", "preprocess.subset=100", "-S", "preprocess.seed=5", "-S", "segmenter.seed=5", "-S", "train.seed=9"],
-}
-ENSEMBLES = ["tiny", "lenet5"]
-
-
-def assert_each_explores_its_own_data_and_seeds(runs: dict[str, list]) -> None:
-    """EXPLORATION's experiments finished, each on its own data or seed, read by every stage."""
-    pipelines = {r.data.params["model.arch"]: r for r in runs["pipeline"] if "dvc_exp_name" in r.data.tags}
-    for arch, overrides in EXPLORATION.items():
-        logged = pipelines[arch].data
-        for key, value in (override.split("=") for override in overrides[1::2]):
-            assert logged.params[key] == value
-        assert logged.metrics["data/train"] + logged.metrics["data/val"] == int(logged.params["preprocess.subset"])
-        assert logged.metrics["numbers/numbers"] == 4
-
-
-@pytest.mark.reliability  # concurrency: two experiments on two workers against one SQLite store
-def test_a_queued_grid_on_two_workers_is_one_run_per_experiment_then_promote_chooses_on_validation(repo):
-    """README's grid of architectures, 1 epoch each, as ensembles of two: weak models, and every
-    experiment finishes, its members in its training run, its ensemble exported and read by every stage
-    (exploration never fails: other architectures on subsets and seeds of their own, the team test's grid,
-    tests/test_team.py; every architecture's training and export, in-process: tests/stages/test_export.py::
-    test_every_architecture_trains_an_epoch_and_exports_as_the_pipeline_does)."""
-    grid = ["-S", "train.epochs=1", "-S", f"model.arch={','.join(ENSEMBLES)}", "-S", "model.ensemble_size=2"]
-    run(repo, "dvc", "exp", "run", "--queue", *grid)
-    run(repo, "dvc", "queue", "start", "-j", "2")
-    wait_for_queue(repo)
-    assert_grid_is_one_run_per_experiment(repo, store(repo), "model.arch", sorted(ENSEMBLES))
-    runs = runs_by_role(store(repo))
-    assert len(runs["cnn"]) == 1 + len(ENSEMBLES), "one training per experiment"
-    assert len(runs["baseline"]) == 1, "the same split: the baseline is reused"
-    assert all(r.info.status == "FINISHED" for role in runs.values() for r in role)
-    assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
-    trained = [r for r in runs["cnn"] if r.data.params["model.ensemble_size"] == "2"]
-    assert len(trained) == len(ENSEMBLES) and all(r.data.metrics["CNN/train/members"] == 2 for r in trained)
-    client = mlflow.MlflowClient()
-    for member in ("member_1", "member_2"):  # each member's curve, in its ensemble's one training run
-        assert [len(client.get_metric_history(r.info.run_id, f"CNN/epoch/{member}/val_accuracy")) for r in trained] == [
-            1
-        ] * len(ENSEMBLES)
-
-    promoted = run(repo, "python", "-m", "pipeline", "promote").stdout
-    best = max(
-        runs["pipeline"],
-        key=lambda r: (r.data.metrics["CNN/val_accuracy"], -r.data.metrics["CNN/val_loss"], r.info.start_time),
-    )
-    version = mlflow.MlflowClient().get_model_version_by_alias("mnist-cnn", "champion")
-    assert version.run_id == best.data.tags["cnn.run_id"]
-    assert promoted.startswith(f"mnist-cnn@champion -> version {version.version}: val accuracy")
 
 
 def test_the_model_card_s_figures_are_those_of_the_metrics_files(reproduced, repo):
