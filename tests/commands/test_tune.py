@@ -102,6 +102,7 @@ def wait_until(condition, timeout_s: float, what: str) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.reliability  # a killed search; trials of two processes and two clones on one SQLite store
 def test_a_search_killed_then_resumed_and_joined_from_a_clone_runs_each_trial_once_nested_under_one_study_run(
     tmp_path, http_server, repo_params
 ):
