@@ -28,7 +28,13 @@ def test_every_architecture_maps_raw_pixels_to_probabilities(arch):
 
 
 # Exact counts guard against accidental changes; the seed projects (and tuomaso/train_mnist_fast) published rounded figures.
-PARAMETERS = {"tiny": (2_864, 2_900), "bn": (459_210, 459_000), "deep": (885_738, 905_000), "fast": (215_194, 215_000)}
+PARAMETERS = {
+    "tiny": (2_864, 2_900),
+    "bn": (459_210, 459_000),
+    "deep": (885_738, 905_000),
+    "fast": (215_194, 215_000),
+    "deotte": (327_242, 327_242),
+}
 
 
 @pytest.mark.parametrize("arch", PARAMETERS)

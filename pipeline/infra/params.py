@@ -95,7 +95,7 @@ class AugmentParams(Section):
 class ModelParams(Section):
     """The CNN architecture (train stage)."""
 
-    arch: Literal["default", "fast", "tiny", "simple", "lenet5", "bn", "deep"]
+    arch: Literal["default", "fast", "tiny", "simple", "lenet5", "bn", "deep", "deotte"]
     test_time_shift: int = Field(ge=0, le=4, description="a number of pixels in [0, 4] (0 = no shifted copies)")
     ensemble_size: int = Field(ge=1, le=20, description="a number of members in [1, 20] (1 = a single model)")
 

@@ -99,7 +99,7 @@ for section in RAW:
     )
 CASES["model.arch: unknown architecture"] = (
     mutated(("model", "arch"), _set("resnet50")),
-    "model.arch = 'resnet50': expected one of default, fast, tiny, simple, lenet5, bn, deep",
+    "model.arch = 'resnet50': expected one of default, fast, tiny, simple, lenet5, bn, deep, deotte",
 )
 
 
