@@ -42,7 +42,7 @@ serve: $(VENV)/installed  ## the registry's champion CNN over REST (mlflow model
 server: $(VENV)/installed postgresql  ## a team's MLflow server on PostgreSQL, passwords required (users: python -m pipeline server user add), at 127.0.0.1:$(SERVER_PORT)
 	python -m pipeline server --port $(SERVER_PORT)
 
-bench: $(VENV)/installed  ## every preset of bench/presets.yaml on its seeds, test set scored once each (58 min to two hours on 2 cores) -> metrics/bench.json
+bench: $(VENV)/installed  ## every preset of bench/presets.yaml on its seeds, test set scored once each (66 min to two hours on 2 cores) -> metrics/bench.json
 	dvc repro preprocess
 	python bench/bench.py
 
