@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from matplotlib import ticker
+from matplotlib.figure import Figure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the checkout
 
@@ -232,9 +234,30 @@ def report(summary: dict, ratios: dict, runs: dict, folder: Path | None) -> None
     print(table.to_string(), "\n", json.dumps(ratios), sep="")
     metrics_dir, reports_dir = (folder, folder) if folder else (paths.METRICS_DIR, Path("reports"))
     save_json(metrics_dir / "bench.json", {"presets": summary, "ratios": ratios, "runs": runs, "machine": machine()})
-    plots.save(plots.accuracy_against_time(summary), reports_dir / "bench.png")
+    plots.save(accuracy_against_time(summary), reports_dir / "bench.png")
     with atomic_write(reports_dir / "bench.md") as tmp:
         tmp.write_text(table.to_markdown(floatfmt="g", missingval="-") + "\n")
+
+
+def accuracy_against_time(summary: dict[str, dict]) -> Figure:
+    """Each preset's test accuracy (mean and sd over its seeds) against its median training seconds,
+    named in a legend (labels beside the points collide where presets are close)."""
+    figure = Figure(figsize=(8, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    for name, preset in summary.items():
+        accuracy, sd = 100 * preset["test_accuracy_mean"], 100 * (preset["test_accuracy_sd"] or 0)
+        axes.errorbar(preset["train_seconds_median"], accuracy, yerr=sd, marker="o", capsize=3, label=name)
+    axes.set(
+        xlabel="median training seconds (this machine)",
+        ylabel="test accuracy (%), mean ± sd over seeds",
+        xscale="log",
+        title="Accuracy against training time",
+    )
+    axes.xaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))  # 10, 20, 50, 100, ... seconds
+    axes.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    axes.xaxis.set_minor_formatter(ticker.NullFormatter())
+    axes.legend(loc="lower right")
+    return figure
 
 
 if __name__ == "__main__":

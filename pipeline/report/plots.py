@@ -170,27 +170,6 @@ def comparison(error_rates: pd.DataFrame) -> Figure:
     return figure
 
 
-def accuracy_against_time(summary: dict[str, dict]) -> Figure:
-    """Each preset's test accuracy (mean and sd over its seeds) against its median training seconds
-    (the summary of bench/bench.py)."""
-    figure = Figure(figsize=(8, 4.5), layout="constrained")
-    axes = figure.add_subplot()
-    for name, preset in summary.items():
-        accuracy, sd = 100 * preset["test_accuracy_mean"], 100 * (preset["test_accuracy_sd"] or 0)
-        axes.errorbar(preset["train_seconds_median"], accuracy, yerr=sd, marker="o", capsize=3, label=name)
-        axes.annotate(name, (preset["train_seconds_median"], accuracy), xytext=(5, 5), textcoords="offset points")
-    axes.set(
-        xlabel="median training seconds (this machine)",
-        ylabel="test accuracy (%), mean ± sd over seeds",
-        xscale="log",
-        title="Accuracy against training time",
-    )
-    axes.xaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))  # 10, 20, 50, 100, ... seconds
-    axes.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
-    axes.xaxis.set_minor_formatter(ticker.NullFormatter())
-    return figure
-
-
 def _grouped_bars(axes: Axes, series: dict[str, np.ndarray]) -> None:
     """One group of bars per position, one bar per series within it."""
     width = 0.8 / len(series)
