@@ -122,7 +122,12 @@ def deotte() -> list[layers.Layer]:
     """cdeotte/MNIST-CNN-99.75's net: two 3x3 convolutions and a strided 5x5 one (for pooling) at 32 and
     64 filters, a 4x4 convolution of 128, BatchNorm after each and dropout 0.4; 327,242 parameters."""
     blocks = [
-        [*_batch_normed(f, 3), *_batch_normed(f, 3), *_batch_normed(f, 5, strides=2, padding="same"), layers.Dropout(0.4)]
+        [
+            *_batch_normed(f, 3),
+            *_batch_normed(f, 3),
+            *_batch_normed(f, 5, strides=2, padding="same"),
+            layers.Dropout(0.4),
+        ]
         for f in (32, 64)
     ]
     return [
@@ -140,7 +145,7 @@ def _batch_normed(filters: int, size: int, **conv) -> list[layers.Layer]:
 
 def _seed_conv(filters: int) -> list[layers.Layer]:
     """The seeds' convolution: 3x3 'same' with ReLU, then BatchNorm."""
-    return [layers.Conv2D(filters, 3, padding="same", activation="relu"), layers.BatchNormalization()]
+    return _batch_normed(filters, 3, padding="same")
 
 
 ARCHITECTURES: dict[str, Callable[[], list[layers.Layer]]] = {
