@@ -41,7 +41,7 @@ from pipeline.report import plots
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 THROUGHPUT_REPEATS = 5  # ONNX throughputs, measured alternately
-THROUGHPUT_PRESETS = ("default", "best")  # default: int8 against fp32; best: the ensemble against one member
+THROUGHPUT_PRESET = "default"  # its first model's int8 ONNX export against its fp32 one
 
 
 def preset_params(overrides: dict, seed: int) -> Params:
@@ -51,9 +51,8 @@ def preset_params(overrides: dict, seed: int) -> Params:
 
 def train_one(overrides: dict, seed: int, quick: bool, throughputs: bool) -> dict:
     """Train one preset on one seed, as the train stage does; its validation and test accuracy (the
-    test set scored once), training seconds and, if `throughputs`, the throughput of its ONNX exports
-    as the export stage writes them: fp32 and int8 (a single model) or the ensemble and one member.
-    An ensemble's first member is also scored alone: 1 member against N."""
+    test set scored once), training seconds and, if `throughputs`, the throughput of its fp32 and int8
+    ONNX exports as the export stage writes them."""
     from pipeline.ml import training
 
     params = preset_params(overrides | ({"train.epochs": 1} if quick else {}), seed)
@@ -66,13 +65,8 @@ def train_one(overrides: dict, seed: int, quick: bool, throughputs: bool) -> dic
         "epochs_run": len(trained.history),
         "params": trained.metrics["params"],
     }
-    ensemble = len(trained.members) > 1
-    if ensemble:
-        member = scores(trained.members[0], validation, (x_test, y_test), params)
-        result |= {f"member_{key}": value for key, value in member.items()}
     if throughputs:
-        exports = {"ensemble": trained.model, "member": trained.members[0]} if ensemble else {"fp32": trained.model}
-        result |= onnx_throughputs(exports, x, x_test, params, int8=not ensemble)
+        result |= onnx_throughputs(trained.model, x, x_test, params)
     return result
 
 
@@ -88,23 +82,16 @@ def scores(model, validation: tuple, test: tuple, params: Params) -> dict:
     }
 
 
-def onnx_throughputs(exports: dict, calibration: np.ndarray, images: np.ndarray, params: Params, int8: bool) -> dict:
-    """Images/s and one image's latency of each model's ONNX export (named `<name>_onnx_...`; with
-    `int8`, also the int8 quantization of the one model, `int8_onnx_...`) at `evaluate.batch_size`,
-    measured alternately, THROUGHPUT_REPEATS times."""
+def onnx_throughputs(model, calibration: np.ndarray, images: np.ndarray, params: Params) -> dict:
+    """Images/s and one image's latency of the model's fp32 and int8 ONNX exports (`fp32_onnx_...`,
+    `int8_onnx_...`) at `evaluate.batch_size`, measured alternately, THROUGHPUT_REPEATS times."""
     from pipeline.ml import onnx_export
     from pipeline.ml.predictors import onnx_predictor
     from pipeline.ml.scoring import timed_predictions
 
     with tempfile.TemporaryDirectory() as folder:
-        files = {}
-        for name, model in exports.items():
-            files[name] = Path(folder, f"{name}.onnx")
-            if int8:
-                files["int8"] = Path(folder, "int8.onnx")
-                onnx_export.export(model, files[name], files["int8"], calibration, params)
-            else:
-                model.export(str(files[name]), format="onnx", opset_version=params.export.opset, verbose=False)
+        files = {name: Path(folder, f"{name}.onnx") for name in ("fp32", "int8")}
+        onnx_export.export(model, files["fp32"], files["int8"], calibration, params)
         predictors = {name: onnx_predictor(file) for name, file in files.items()}
         speeds = {name: [] for name in predictors}
         for _ in range(THROUGHPUT_REPEATS):
@@ -121,29 +108,18 @@ def onnx_throughputs(exports: dict, calibration: np.ndarray, images: np.ndarray,
 
 
 def summarise(runs: list[dict]) -> dict:
-    """One preset's seeds: test accuracy as a list, mean and sd; training seconds as a list and median;
-    for an ensemble, its first member's test accuracy the same way."""
-    seconds = [r["train_seconds"] for r in runs]
-    summary = {"seeds": [r["seed"] for r in runs], **_accuracies(runs, "test_accuracy")}
-    summary |= {
+    """One preset's seeds: test accuracy as a list, mean and sd; training seconds as a list and median."""
+    accuracies, seconds = [r["test_accuracy"] for r in runs], [r["train_seconds"] for r in runs]
+    return {
+        "seeds": [r["seed"] for r in runs],
+        "test_accuracy": accuracies,
+        "test_accuracy_mean": round(statistics.mean(accuracies), 5),
+        "test_accuracy_sd": round(statistics.stdev(accuracies), 5) if len(runs) > 1 else None,
         "val_accuracy_mean": round(statistics.mean(r["val_accuracy"] for r in runs), 5),
         "train_seconds": seconds,
         "train_seconds_median": statistics.median(seconds),
         "epochs_run": [r["epochs_run"] for r in runs],
         "params": runs[0]["params"],
-    }
-    if "member_test_accuracy" in runs[0]:
-        summary |= _accuracies(runs, "member_test_accuracy")
-        summary["member_val_accuracy_mean"] = round(statistics.mean(r["member_val_accuracy"] for r in runs), 5)
-    return summary
-
-
-def _accuracies(runs: list[dict], key: str) -> dict:
-    accuracies = [r[key] for r in runs]
-    return {
-        key: accuracies,
-        f"{key}_mean": round(statistics.mean(accuracies), 5),
-        f"{key}_sd": round(statistics.stdev(accuracies), 5) if len(runs) > 1 else None,
     }
 
 
@@ -158,19 +134,11 @@ def ratios(summary: dict, runs: dict[str, list[dict]]) -> dict:
     result = {
         ratio: round(median[a] / median[b], 3) if {a, b} <= set(median) else None for ratio, (a, b) in found.items()
     }
-    result["int8_vs_fp32_onnx_throughput"] = _throughput_ratio(runs.get("default", []), "int8", "fp32")
-    result["best_vs_member_onnx_throughput"] = _throughput_ratio(runs.get("best", []), "ensemble", "member")
+    result["int8_vs_fp32_onnx_throughput"] = None
+    if timed := [r for r in runs.get(THROUGHPUT_PRESET, []) if "fp32_onnx_throughput_images_per_s" in r]:
+        int8, fp32 = (statistics.median(timed[0][f"{m}_onnx_throughput_images_per_s"]) for m in ("int8", "fp32"))
+        result["int8_vs_fp32_onnx_throughput"] = round(int8 / fp32, 3)
     return result
-
-
-def _throughput_ratio(runs: list[dict], model: str, reference: str) -> float | None:
-    measured = [r for r in runs if f"{reference}_onnx_throughput_images_per_s" in r]
-    if not measured:
-        return None
-    model_speed, reference_speed = (
-        statistics.median(measured[0][f"{name}_onnx_throughput_images_per_s"]) for name in (model, reference)
-    )
-    return round(model_speed / reference_speed, 3)
 
 
 def main() -> None:
@@ -195,7 +163,7 @@ def main() -> None:
         for name in chosen:
             if round_ < len(seeds[name]):
                 seed = seeds[name][round_]
-                throughputs = name in THROUGHPUT_PRESETS and round_ == 0  # on each's first model
+                throughputs = name == THROUGHPUT_PRESET and round_ == 0
                 runs[name].append({"seed": seed} | _train_in_process(name, seed, args.quick, throughputs))
                 print(f"bench: {name} seed {seed}: {runs[name][-1]['test_accuracy']:.4f}", file=sys.stderr, flush=True)
     summary = {name: summarise(preset_runs) for name, preset_runs in runs.items()}
