@@ -117,7 +117,7 @@ def summarise(runs: list[dict]) -> dict:
         "test_accuracy_sd": round(statistics.stdev(accuracies), 5) if len(runs) > 1 else None,
         "val_accuracy_mean": round(statistics.mean(r["val_accuracy"] for r in runs), 5),
         "train_seconds": seconds,
-        "train_seconds_median": statistics.median(seconds),
+        "train_seconds_median": round(statistics.median(seconds), 2),  # of seconds to 0.1: a median of two to 0.05
         "epochs_run": [r["epochs_run"] for r in runs],
         "params": runs[0]["params"],
     }

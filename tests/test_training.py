@@ -163,14 +163,16 @@ def test_one_cycle_warms_up_then_decays_to_zero(trained):
     assert rates[-1] == pytest.approx(0, abs=1e-6)
 
 
-def test_plateau_schedule_and_early_stopping_use_their_settings():
+def test_plateau_schedule_and_early_stopping_use_their_settings(data):
     params = recipe(lr_schedule="plateau", early_stopping_patience=2)
-    callbacks = training._schedule_callbacks(params)
+    callbacks = training._schedule_callbacks(params, data[0][0])
     (plateau,) = [c for c in callbacks if isinstance(c, keras.callbacks.ReduceLROnPlateau)]
     assert (plateau.factor, plateau.patience, plateau.monitor) == (0.5, 1, "val_loss")
     (stopping,) = [c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)]
     assert (stopping.patience, stopping.monitor, stopping.restore_best_weights) == (2, "val_loss", True)
-    assert not any(isinstance(c, keras.callbacks.EarlyStopping) for c in training._schedule_callbacks(PARAMS))
+    assert not any(
+        isinstance(c, keras.callbacks.EarlyStopping) for c in training._schedule_callbacks(PARAMS, data[0][0])
+    )
 
 
 @pytest.mark.parametrize("distribute", ["none", "auto"])

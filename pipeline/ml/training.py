@@ -23,6 +23,7 @@ import tensorflow as tf
 from pipeline.infra.params import ModelParams, Params, TrainParams
 from pipeline.ml import models
 from pipeline.ml.scoring import classification_metrics
+from pipeline.ml.weight_average import WeightAverage
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -123,7 +124,7 @@ def fit(
         batch_size=batch_size,
         epochs=params.epochs,
         validation_data=validation,
-        callbacks=[_RecordLearningRate(), *_schedule_callbacks(params), *(callbacks or [])],
+        callbacks=[_RecordLearningRate(), *_schedule_callbacks(params, x), *(callbacks or [])],
         verbose=2,  # a line per epoch: readable in DVC and CI logs
     )
     frame = pd.DataFrame(history.history)
@@ -143,50 +144,10 @@ def _learning_rate(params: TrainParams, steps: int) -> float | keras.optimizers.
     )
 
 
-class WeightAverage(keras.callbacks.Callback):
-    """Keeps a bias-corrected moving average of the weights; validation and early stopping see it.
-
-    After step t the average is the `momentum`-weighted mean of the weights of steps 1 to t, as Adam
-    corrects its moments (Keras' own `use_ema` starts from the initial weights, which still make up
-    82% of it after 100 steps at 0.998).  The average is copied in for each validation and stays in
-    for the callbacks after this one at the epoch's end, so early stopping records and restores it;
-    the running weights are copied back, exactly, before training goes on.
-    """
-
-    def __init__(self, momentum: float) -> None:
-        super().__init__()
-        self.momentum = momentum
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        self._steps, self._running = 0, None
-        self._average = [keras.Variable(w, trainable=False) for w in self.model.trainable_weights]
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self._steps += 1
-        m, t = self.momentum, self._steps
-        momentum = m * (1 - m ** (t - 1)) / (1 - m**t)  # 0 at the first step, tends to m
-        for average, weight in zip(self._average, self.model.trainable_weights, strict=True):
-            average.assign(momentum * average + (1 - momentum) * weight)
-
-    def on_test_begin(self, logs: dict | None = None) -> None:
-        if self._running is None:
-            self._running = [keras.ops.copy(w) for w in self.model.trainable_weights]
-            self._assign(self._average)
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        if self._running is not None:
-            self._assign(self._running)
-            self._running = None
-
-    def _assign(self, values: list) -> None:
-        for weight, value in zip(self.model.trainable_weights, values, strict=True):
-            weight.assign(value)
-
-
-def _schedule_callbacks(params: TrainParams) -> list[keras.callbacks.Callback]:
+def _schedule_callbacks(params: TrainParams, images: np.ndarray) -> list[keras.callbacks.Callback]:
     callbacks = []
     if params.ema_momentum > 0:  # validate, keep and report the averaged weights (swapped in before the others run)
-        callbacks.append(WeightAverage(params.ema_momentum))
+        callbacks.append(WeightAverage(params.ema_momentum, images))
     if params.early_stopping_patience > 0:  # val_loss: continuous, where val_accuracy moves in steps and ties
         callbacks.append(
             keras.callbacks.EarlyStopping(
