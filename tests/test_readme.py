@@ -55,8 +55,7 @@ def bench_row(preset: str) -> list[str]:
     accuracy = percent(figures["test_accuracy_mean"]) + (
         f" ± {100 * statistics.stdev(seeds):.2f}" if len(seeds) > 1 else ""
     )
-    seconds = round(figures["train_seconds_median"], 2)  # seconds to 0.1, a median of two to 0.05 (115.19999999999999)
-    return [str(len(figures["seeds"])), accuracy, str(seconds)]
+    return [str(len(figures["seeds"])), accuracy, str(figures["train_seconds_median"])]
 
 
 def table_after(text: str, heading: str, header: str) -> dict[str, list[str]]:
