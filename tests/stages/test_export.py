@@ -87,7 +87,7 @@ def test_stage_writes_both_exports_and_their_figures(stage_dir):
             "int8",
             {"int8_added_errors": 9},
             r"int8 ONNX model is broken: it gets 9 test images wrong that Keras gets right, more than the \d+ allowed "
-            r"\(export.int8_max_added_errors 0.2 of Keras' \d+ errors\)",
+            r"\(export.int8_max_added_errors 0.5 of Keras' \d+ errors\)",
         ),
     ],
 )
@@ -112,15 +112,15 @@ def test_an_int8_model_calibrated_on_blank_images_is_stopped_in_one_line(stage_d
 @pytest.mark.parametrize(
     ("keras_errors", "images", "allowed"),
     [
-        (56, 10_000, 12),  # a finished model: a fifth of its 56 errors, rounded up
-        (4_686, 10_000, 938),  # a 1-epoch model at 53%: honest quantization flips many uncertain images
+        (57, 10_000, 29),  # a finished model: half its 57 errors, rounded up
+        (4_686, 10_000, 2_343),  # a 1-epoch model at 53%: honest quantization flips many uncertain images
         (3, 10_000, 10),  # a near-perfect one: the floor, the 0.1% float32 may disagree on
         (0, 300, 1),  # never less than one image
     ],
 )
 def test_int8_may_add_a_share_of_keras_errors_with_the_float_tolerance_as_floor(keras_errors, images, allowed):
     params = params_with({}).export
-    assert (params.int8_max_added_errors, params.min_agreement) == (0.2, 0.999)
+    assert (params.int8_max_added_errors, params.min_agreement) == (0.5, 0.999)
     assert export.allowed_added_errors(keras_errors, images, params) == allowed
 
 
@@ -139,4 +139,5 @@ def test_every_architecture_trains_an_epoch_and_exports_as_the_pipeline_does(arc
     keras_probabilities = trained.model.predict(x[250:], verbose=0)
     np.testing.assert_allclose(onnx_predictor(fp32)(x[250:]), keras_probabilities, atol=1e-4)
     quantized = onnx_predictor(int8)(x[250:])
-    assert quantized.shape == (50, 10) and np.allclose(quantized.sum(axis=1), 1, atol=1e-2)  # (int8 rounding)
+    step = 1 / 255  # the uint8 output's largest step (probabilities calibrated to at most 1): each of 10 rounds by half
+    assert quantized.shape == (50, 10) and np.allclose(quantized.sum(axis=1), 1, atol=10 * step / 2)
