@@ -114,32 +114,38 @@ def test_weight_averaging_validates_and_keeps_the_averaged_weights(data, trained
     assert not np.array_equal(model.get_weights()[0], plain.get_weights()[0])
 
 
-class _RecordWeights(keras.callbacks.Callback):
-    """The first layer's kernel after every optimizer step."""
+class RecordWeights(keras.callbacks.Callback):
+    """Every weight, BatchNorm statistics included, after every optimizer step."""
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.steps = []
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self.steps.append(self.model.get_weights()[0])
+        self.steps.append(self.model.get_weights())
+
+
+def assert_same_steps(recorded: RecordWeights, reference: RecordWeights) -> None:
+    """Every weight after every step exactly as in `reference`."""
+    for step, (mine, theirs) in enumerate(zip(recorded.steps, reference.steps, strict=True)):
+        for weight, (a, b) in enumerate(zip(mine, theirs, strict=True)):
+            np.testing.assert_array_equal(a, b, err_msg=f"step {step + 1}, weight {weight}")
 
 
 def test_weight_average_is_bias_corrected_so_short_runs_keep_trained_weights(data):
-    momentum, recorder = 0.99, _RecordWeights()  # 39 steps: Keras' own average would keep 68% of step 1
+    momentum, recorder = 0.99, RecordWeights()  # 39 steps: Keras' own average would keep 68% of step 1
     params = recipe(ema_momentum=momentum, early_stopping_patience=0, lr_schedule="constant")
     model, _ = training.fit(*data, TINY, params, [recorder])
     weights = momentum ** np.arange(len(recorder.steps))[::-1]  # every step: the last epoch is kept
-    expected = np.tensordot(weights / weights.sum(), np.stack(recorder.steps), axes=1)
+    expected = np.tensordot(weights / weights.sum(), np.stack([step[0] for step in recorder.steps]), axes=1)
     np.testing.assert_allclose(model.get_weights()[0], expected, rtol=1e-4, atol=1e-6)
 
 
 def test_the_average_only_observes_training(data):
     """Swapping the average in to validate and out again leaves the running weights exactly as they were."""
-    plain, averaged = _RecordWeights(), _RecordWeights()
+    plain, averaged = RecordWeights(), RecordWeights()
     training.fit(*data, TINY, PARAMS, [plain])
     training.fit(*data, TINY, recipe(ema_momentum=0.9), [averaged])
-    for step, (mine, theirs) in enumerate(zip(averaged.steps, plain.steps, strict=True)):
-        np.testing.assert_array_equal(mine, theirs, err_msg=f"step {step + 1}")
+    assert_same_steps(averaged, plain)
 
 
 def test_the_saved_model_keeps_the_weights_without_augmentation_or_optimizer(data, tmp_path):

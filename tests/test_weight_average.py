@@ -10,7 +10,7 @@ from pipeline.infra.params import with_overrides
 from pipeline.ml import models, training
 from pipeline.ml.weight_average import BatchStatistics
 from tests.mnist_files import learnable_mnist
-from tests.test_training import CONFIG
+from tests.test_training import CONFIG, RecordWeights, assert_same_steps
 
 AUGMENTED = {"enabled": True, "rotation_deg": 10, "shift": 0.1, "zoom": 0.1}
 BATCH_NORMED = with_overrides(CONFIG, {"model.arch": "bn", "train.epochs": 2, "train.augment": AUGMENTED})
@@ -39,27 +39,15 @@ def test_each_batchnorm_gets_the_mean_of_its_batch_statistics_as_the_model_infer
     assert norm.momentum == 0.99  # as training left it
 
 
-class _RecordWeights(keras.callbacks.Callback):
-    """Every weight, BatchNorm statistics included, after every optimizer step."""
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        self.steps = []
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self.steps.append(self.model.get_weights())
-
-
 def test_the_average_validates_as_kept_and_leaves_training_and_its_statistics_alone(data):
-    plain, averaged = _RecordWeights(), _RecordWeights()
+    plain, averaged = RecordWeights(), RecordWeights()
     running, _ = training.fit(
         *data, BATCH_NORMED.model, BATCH_NORMED.train.model_copy(update={"ema_momentum": 0}), [plain]
     )
     model, history = training.fit(
         *data, BATCH_NORMED.model, BATCH_NORMED.train.model_copy(update={"ema_momentum": 0.9}), [averaged]
     )
-    for step, (mine, theirs) in enumerate(zip(averaged.steps, plain.steps, strict=True)):
-        for weight, (a, b) in enumerate(zip(mine, theirs, strict=True)):
-            np.testing.assert_array_equal(a, b, err_msg=f"step {step + 1}, weight {weight}")
+    assert_same_steps(averaged, plain)
     loss, accuracy = model.evaluate(*data[1], verbose=0)
     assert [loss, accuracy] == pytest.approx(history[["val_loss", "val_accuracy"]].iloc[-1].tolist(), rel=1e-5)
     moving_mean = next(w for w in model.weights if "moving_mean" in w.path)
