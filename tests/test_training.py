@@ -69,6 +69,19 @@ def test_same_seed_same_model(data, trained):
         np.testing.assert_array_equal(mine, theirs)
 
 
+@pytest.mark.parametrize("smoothing", [0, 0.2])
+def test_it_minimises_the_smoothed_cross_entropy(data, trained, smoothing):
+    """The loss training reports is the cross-entropy against targets of 1 - s for the digit plus s/10
+    for every class (s = `train.label_smoothing`), and `accuracy` still counts the digit."""
+    model, history = trained if smoothing == 0 else training.fit(*data, TINY, recipe(label_smoothing=smoothing))
+    images, labels = data[1]
+    probabilities = model.predict(images, verbose=0)
+    targets = (1 - smoothing) * np.eye(10)[labels] + smoothing / 10
+    last = history.iloc[-1]
+    assert last["val_loss"] == pytest.approx(-np.mean(np.sum(targets * np.log(probabilities), axis=1)), rel=1e-4)
+    assert last["val_accuracy"] == pytest.approx(np.mean(probabilities.argmax(1) == labels))
+
+
 class _WreckLastEpoch(keras.callbacks.Callback):
     """Sets an absurd learning rate for the last epoch, so the best epoch is an earlier one."""
 

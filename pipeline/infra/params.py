@@ -111,6 +111,7 @@ class TrainParams(Section):
     adam_beta_2: float = Field(ge=0, lt=1, description="a decay rate in [0, 1)")
     lr_schedule: Literal["one_cycle", "plateau", "constant"]
     warmup_fraction: float = Field(ge=0, lt=1, description="a fraction of the training steps in [0, 1)")
+    label_smoothing: float = Field(ge=0, lt=1, description="a share of each target in [0, 1) (0 = plain labels)")
     ema_momentum: float = Field(ge=0, lt=1, description="a momentum in [0, 1) (0 = no weight averaging)")
     plateau_factor: float = Field(gt=0, lt=1, description="a factor in (0, 1)")
     plateau_patience: int = Field(ge=1, description="a number of epochs >= 1")

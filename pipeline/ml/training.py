@@ -115,21 +115,34 @@ def fit(
             optimizer=keras.optimizers.Adam(
                 _learning_rate(params, steps), beta_1=params.adam_beta_1, beta_2=params.adam_beta_2
             ),
-            loss="sparse_categorical_crossentropy",
+            loss=_loss(params),
             metrics=["accuracy"],
         )
     history = model.fit(
         x,
-        y,
+        _targets(y, params),
         batch_size=batch_size,
         epochs=params.epochs,
-        validation_data=validation,
+        validation_data=(validation[0], _targets(validation[1], params)),
         callbacks=[_RecordLearningRate(), *_schedule_callbacks(params, x), *(callbacks or [])],
         verbose=2,  # a line per epoch: readable in DVC and CI logs
     )
     frame = pd.DataFrame(history.history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
     return model, frame
+
+
+def _loss(params: TrainParams) -> str | keras.losses.Loss:
+    """Cross-entropy on the digit's index, or on smoothed one-hot targets (`train.label_smoothing`),
+    which Keras' sparse loss does not offer."""
+    if params.label_smoothing == 0:
+        return "sparse_categorical_crossentropy"
+    return keras.losses.CategoricalCrossentropy(label_smoothing=params.label_smoothing)
+
+
+def _targets(labels: np.ndarray, params: TrainParams) -> np.ndarray:
+    """The labels as `_loss` takes them: digit indices, or one-hot rows to smooth."""
+    return labels if params.label_smoothing == 0 else keras.utils.to_categorical(labels, num_classes=10)
 
 
 def _learning_rate(params: TrainParams, steps: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
