@@ -60,6 +60,10 @@ BAD = {
     ),
     "below minimum": (_set("preprocess.subset", 50), "preprocess.subset = 50: expected null (all images) or"),
     "null not allowed": (_set("data.cache_dir", None), "data.cache_dir = None: expected a string"),
+    "all smoothing": (
+        _set("train.label_smoothing", 1),
+        "train.label_smoothing = 1: expected a share of each target in [0, 1) (0 = plain labels)",
+    ),
     "zero timeout": (_set("data.timeout_s", 0), "data.timeout_s = 0: expected a number of seconds > 0"),
     "misspelt key": (
         _set("preprocess.val_fracton", 0.1),
