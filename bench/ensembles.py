@@ -2,6 +2,7 @@
 
     python bench/ensembles.py --preset default --members 12 --out bench/ensembles-default.json
     python bench/ensembles.py --preset default --set train.epochs=15 --members 8 --out bench/ensembles-15.json
+    python bench/ensembles.py --preset default --set model.arch=deotte --members 3 --pair-set model.arch=default --out x.json
 
 Each member is a single model of the preset's recipe (with the `--set` overrides) on its own seed,
 the seeds `model.ensemble_size` would draw (`training.member_seeds`), trained in a process of its
@@ -9,6 +10,8 @@ own; its validation probabilities (test-time shifts included) are kept in bench/
 grows or resumes without retraining.  For each ensemble size k, the pool is cut into disjoint groups
 of k members in seed order, and each group's averaged probabilities are scored on validation: the
 mean and sd over groups, the mean over every k-subset, and the median training seconds of k members.
+With --pair-set, a second recipe's pool on the same seeds, and pairs mixing the two recipes: each
+member with the second recipe's member of its seed (mean and sd), and every pairing's mean.
 The test set is not read: the recipe chosen here is scored on it once, by `make bench`.
 """
 
@@ -55,6 +58,11 @@ def load_member(path: Path) -> dict:
     return {"probabilities": saved["probabilities"], "seconds": saved["seconds"].item()}
 
 
+def ensemble_accuracy(group: tuple[dict, ...], labels: np.ndarray) -> float:
+    """Validation accuracy of the members of `group` averaged."""
+    return float(np.mean(np.mean([m["probabilities"] for m in group], axis=0).argmax(1) == labels))
+
+
 def scores(members: list[dict], labels: np.ndarray, sizes: range) -> dict:
     """For each size k: the validation accuracy of each disjoint group of k members (in pool order),
     their mean and sd (independent ensembles, as the bench's seeds are), the mean over every k-subset
@@ -62,7 +70,7 @@ def scores(members: list[dict], labels: np.ndarray, sizes: range) -> dict:
     groups' summed training seconds."""
 
     def accuracy(group: tuple[dict, ...]) -> float:
-        return float(np.mean(np.mean([m["probabilities"] for m in group], axis=0).argmax(1) == labels))
+        return ensemble_accuracy(group, labels)
 
     result = {}
     for k in sizes:
@@ -81,38 +89,78 @@ def scores(members: list[dict], labels: np.ndarray, sizes: range) -> dict:
     return result
 
 
+def pair_scores(members: list[dict], partners: list[dict], labels: np.ndarray) -> dict:
+    """Pairs of two recipes: each member with the partner of its seed (independent pairs: mean and sd),
+    the mean over every member-partner pairing, and the median of the same-seed pairs' training seconds."""
+    same_seed = [ensemble_accuracy(pair, labels) for pair in zip(members, partners, strict=True)]
+    return {
+        "pairs": len(same_seed),
+        "val_accuracy": [round(a, 5) for a in same_seed],
+        "val_accuracy_mean": round(statistics.mean(same_seed), 5),
+        "val_accuracy_sd": round(statistics.stdev(same_seed), 5) if len(same_seed) > 1 else None,
+        "val_accuracy_every_pairing_mean": round(
+            statistics.mean(ensemble_accuracy(pair, labels) for pair in itertools.product(members, partners)), 5
+        ),
+        "train_seconds_median": round(
+            statistics.median(m["seconds"] + p["seconds"] for m, p in zip(members, partners, strict=True)), 1
+        ),
+    }
+
+
+def pool(preset: str, sets: list[str], seeds: list[int]) -> list[dict]:
+    """The members of the recipe (`preset` with the `sets` overrides) on `seeds`, each trained in a fresh
+    process (its memory and threads its own) unless bench/members/ holds it already."""
+    folder = pool_folder(preset, overrides_of(sets))
+    for seed in seeds:
+        if not (folder / f"{seed}.npz").exists():
+            command = [sys.executable, __file__, "--preset", preset, *(f"--set={s}" for s in sets)]
+            subprocess.run([*command, "--one", str(seed)], check=True)
+            print(f"ensembles: {folder.name} seed {seed} trained", file=sys.stderr, flush=True)
+    return [load_member(folder / f"{seed}.npz") for seed in seeds]
+
+
+def overrides_of(sets: list[str]) -> dict:
+    """--set KEY=VALUE items as overrides, each value read as YAML."""
+    return {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in sets)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", required=True, help="a preset of bench/presets.yaml, its recipe the members'")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override (YAML value)")
+    parser.add_argument(
+        "--pair-set", action="append", default=[], metavar="KEY=VALUE", help="a second recipe's override: mixed pairs"
+    )
     parser.add_argument("--members", type=int, help="the pool's size")
     parser.add_argument("--seed", type=int, default=42, help="the pool's seeds are member_seeds(seed, members)")
     parser.add_argument("--out", type=Path, help="the JSON report")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: train the member of this seed
     args = parser.parse_args()
-    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
-    folder = pool_folder(args.preset, overrides)
     if args.one is not None:
-        train_member(args.preset, overrides, args.one, folder)
+        train_member(args.preset, overrides_of(args.set), args.one, pool_folder(args.preset, overrides_of(args.set)))
         return
     if not (args.members and args.out):
         parser.error("--members and --out are required")
     seeds = training.member_seeds(args.seed, args.members)
-    for seed in seeds:
-        if not (folder / f"{seed}.npz").exists():  # each in a fresh process: its memory and threads its own
-            command = [sys.executable, __file__, "--preset", args.preset, *(f"--set={s}" for s in args.set)]
-            subprocess.run([*command, "--one", str(seed)], check=True)
-            print(f"ensembles: {folder.name} seed {seed} trained", file=sys.stderr, flush=True)
-    members = [load_member(folder / f"{seed}.npz") for seed in seeds]
+    members, labels = pool(args.preset, args.set, seeds), paths.load_split("val")[1]
     report = {
         "preset": args.preset,
-        "overrides": overrides,
+        "overrides": overrides_of(args.set),
         "seeds": seeds,
         "member_seconds": [round(m["seconds"], 1) for m in members],
-        "ensembles": scores(members, paths.load_split("val")[1], range(1, args.members + 1)),
+        "ensembles": scores(members, labels, range(1, args.members + 1)),
     }
+    if args.pair_set:
+        partners = pool(args.preset, args.pair_set, seeds)
+        report |= {
+            "pair_overrides": overrides_of(args.pair_set),
+            "partner_seconds": [round(p["seconds"], 1) for p in partners],
+            "pairs": pair_scores(members, partners, labels),
+        }
     save_json(args.out, report)
     print(json.dumps({k: (v["val_accuracy_mean"], v["val_accuracy_sd"]) for k, v in report["ensembles"].items()}))
+    if args.pair_set:
+        print(json.dumps({"pairs": report["pairs"]}))
 
 
 if __name__ == "__main__":

@@ -177,3 +177,22 @@ def test_a_pool_is_ensembled_in_disjoint_groups_in_seed_order():
     }
     assert scores[4]["val_accuracy"] == [0.5]
     assert ensembles.pool_folder("default", {"train.epochs": 7}).name == "default,train.epochs=7"
+
+
+def test_mixed_pairs_join_each_member_to_the_partner_of_its_seed():
+    labels = np.zeros(4, dtype=int)
+    members = [
+        _member([True, True, False, False], 0.9, 10),
+        _member([True, False, True, False], 0.6, 20),
+        _member([True, True, True, False], 0.7, 30),
+    ]
+    undecided = {"probabilities": np.full((4, 10), 0.1), "seconds": np.float64(3)}  # the member's vote decides
+    partners = [_member([False] * 4, 0.95, 1), _member([True] * 4, 0.95, 2), undecided]  # the surer vote decides
+    assert ensembles.pair_scores(members, partners, labels) == {
+        "pairs": 3,
+        "val_accuracy": [0.0, 1.0, 0.75],
+        "val_accuracy_mean": 0.58333,
+        "val_accuracy_sd": 0.52042,
+        "val_accuracy_every_pairing_mean": 0.52778,  # (0 + 0 + 0 + 1 + 1 + 1 + 0.5 + 0.5 + 0.75) / 9
+        "train_seconds_median": 22.0,  # the median of 10 + 1, 20 + 2 and 30 + 3
+    }
