@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -24,8 +23,9 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from anywhere in the checkout
+sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]  # run from anywhere in the checkout
 
+from bench import machine  # bench/bench.py
 from pipeline.infra.checkout import copy_checkout
 
 REPRO_BUDGET = 1.5  # the default repro's seconds / the CNN's training seconds
@@ -87,7 +87,7 @@ def measure(ref: str | None) -> dict:
         "ref": ref or "checkout",
         "commit": commit,
         "date": date.today().isoformat(),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}",
+        "machine": machine(),
         "repro": repro,
         "experiment": experiment,
         "repro_vs_training": repro["total_vs_training"],
