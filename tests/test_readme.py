@@ -83,6 +83,14 @@ def test_every_figure_of_the_bench_tables_is_the_committed_bench_s():
             assert cells[:3] == bench_row(re.match(r"`(\w+)`", label).group(1)), label
 
 
+def test_the_quickstart_s_repro_time_is_the_committed_loop_s():
+    took, training, name = re.search(
+        r"took (\d+) s, of which (\d+) s training \(`(bench/loop-\w+\.json)`\)", README
+    ).groups()
+    repro = json.loads((REPO / name).read_text())["repro"]
+    assert [int(took), int(training)] == [round(repro["total_seconds"]), round(repro["train_seconds"])]
+
+
 def test_the_stage_graph_is_dvc_dag_s():
     graph = subprocess.run(
         ["dvc", "dag", "--mermaid"], cwd=REPO, env=environment(), capture_output=True, text=True, check=True
