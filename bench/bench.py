@@ -62,7 +62,7 @@ def train_one(overrides: dict, seed: int, quick: bool, throughputs: bool) -> dic
     trained = training.train(params, (x, y), validation)
     result = scores(trained.model, validation, (x_test, y_test), params) | {
         "train_seconds": round(trained.seconds, 1),
-        "epochs_run": len(trained.history),
+        "epochs_run": trained.metrics["epochs_run"],
         "params": trained.metrics["params"],
     }
     if throughputs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -58,6 +59,7 @@ def served_predictions(folder: Path, images: np.ndarray) -> np.ndarray:
         )
     try:
         wait_until_up(f"{url}/ping", server, log)
+        assert listening_addresses(int(url.rsplit(":", 1)[1])) == {"127.0.0.1"}, "serve listens beyond this machine"
         request = urllib.request.Request(
             f"{url}/invocations",
             data=json.dumps({"inputs": images.tolist()}).encode(),
@@ -68,3 +70,24 @@ def served_predictions(folder: Path, images: np.ndarray) -> np.ndarray:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The addresses with a socket listening on TCP `port`, from the kernel's tables (/proc/net/tcp*)."""
+    addresses = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                packed = bytes.fromhex(address)
+                words = [packed[i : i + 4][::-1] for i in range(0, len(packed), 4)]  # little-endian 32-bit words
+                addresses.add(str(ipaddress.ip_address(b"".join(words))))
+    return addresses
+
+
+def assert_database_stopped(folder: Path, port: int) -> None:
+    """The PostgreSQL cluster in `folder`/postgres is down: nothing listens on `port` and the
+    postmaster's lock file, which a running server holds, is gone."""
+    assert listening_addresses(port) == set(), f"PostgreSQL still listening on port {port}"
+    assert not (folder / "postgres" / "postmaster.pid").exists(), "PostgreSQL still running"

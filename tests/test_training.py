@@ -8,7 +8,9 @@ import textwrap
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
+import tensorflow as tf
 
 from pipeline.infra.params import Params, TrainParams, with_overrides
 from pipeline.ml import models, training
@@ -195,8 +197,10 @@ def test_plateau_schedule_and_early_stopping_use_their_settings(data):
 
 
 @pytest.mark.parametrize("distribute", ["none", "auto"])
-def test_without_two_gpus_training_stays_on_one_device(distribute):
-    assert training.distribution(distribute).num_replicas_in_sync == 1
+def test_training_mirrors_over_the_gpus_only_when_auto_finds_two_or_more(distribute):
+    gpus = len(tf.config.list_logical_devices("GPU"))
+    expected = gpus if distribute == "auto" and gpus > 1 else 1
+    assert training.distribution(distribute).num_replicas_in_sync == expected
 
 
 MIRRORED_ON_TWO_CPUS = """
@@ -241,6 +245,42 @@ def test_an_ensemble_trains_each_member_on_its_own_seed_and_averages_them(data, 
     images = data[1][0]
     expected = np.mean([member.predict(images, verbose=0) for member in result.members], axis=0)
     np.testing.assert_allclose(result.model.predict(images, verbose=0), expected, rtol=1e-5, atol=1e-7)
-    assert len(result.history) == PARAMS.epochs and result.history["epoch"].tolist() == [1, 2, 3]
+    assert result.history["epoch"].tolist() == [1, 2, 3]
+    pd.testing.assert_frame_equal(result.member_histories[0], trained[1])
+    second = result.member_histories[1]
+    pd.testing.assert_frame_equal(result.history, (trained[1] + second) / 2, check_dtype=False)  # members' mean
+    assert not np.allclose(second["val_loss"], trained[1]["val_loss"])  # (a mean of two different members)
     seeds = [training.member_seeds(seed, 3) for seed in (42, 43, 44)]
     assert [s[0] for s in seeds] == [42, 43, 44] and len({s for member in seeds for s in member}) == 9
+
+
+def history(losses: list[float]) -> pd.DataFrame:
+    """A hand-made member history: val_loss as given, val_accuracy 1 - val_loss."""
+    epochs = np.arange(1, len(losses) + 1)
+    return pd.DataFrame({"epoch": epochs, "val_accuracy": 1 - np.array(losses), "val_loss": losses})
+
+
+def test_the_mean_history_averages_each_epoch_over_the_members_that_ran_it():
+    mean = training.mean_history([history([0.5, 0.3, 0.2]), history([0.7, 0.5])])
+    assert mean["epoch"].tolist() == [1, 2, 3]
+    assert mean["val_loss"].tolist() == pytest.approx([0.6, 0.4, 0.2])  # epoch 3: the first member alone
+
+
+def test_an_ensemble_s_epochs_are_its_members_own():
+    """Each member's epochs and kept epoch as it ran them; the ensemble's: the most epochs and the latest kept."""
+    config = with_overrides(configured(early_stopping_patience=1), {"model.ensemble_size": 2})
+    members = [history([0.5, 0.3, 0.4]), history([0.7, 0.5, 0.4, 0.45])]
+    figures = training.summary(members, keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]), config)
+    assert figures == {
+        "epochs_run": 4,
+        "kept_epoch": 3,
+        "params": 3,
+        "members": 2,
+        "member_1": {"epochs_run": 3, "kept_epoch": 2},
+        "member_2": {"epochs_run": 4, "kept_epoch": 3},
+    }
+
+
+def test_seconds_per_epoch_count_every_member_s_epochs():
+    trained = training.Trained(None, None, {}, 70.0, [None, None], [history([0.5] * 3), history([0.5] * 4)])
+    assert trained.seconds_per_epoch == 10.0

@@ -31,13 +31,19 @@ Split = tuple[np.ndarray, np.ndarray]
 @dataclass(frozen=True)
 class Trained:
     """A finished training: the model as saved, its per-epoch history, train metrics and seconds, and
-    its members (the model itself unless `model.ensemble_size` > 1)."""
+    its members with their own histories (the model itself unless `model.ensemble_size` > 1)."""
 
     model: keras.Model
     history: pd.DataFrame
     metrics: dict
     seconds: float
     members: list[keras.Model]
+    member_histories: list[pd.DataFrame]
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        """Training seconds per epoch of one member: every member's epochs counted."""
+        return self.seconds / sum(len(history) for history in self.member_histories)
 
 
 MemberCallbacks = Callable[[int], list[keras.callbacks.Callback]]
@@ -54,7 +60,8 @@ def train(
 
     With `model.ensemble_size` N > 1, N members are fitted one after another, each on its own seed
     (`member_seeds`), and the saved model averages their probabilities; the history is then the
-    members' mean at each epoch.  `callbacks(member)` gives the callbacks of member 1, 2, ...
+    members' mean at each epoch (`mean_history`).  `callbacks(member)` gives the callbacks of member
+    1, 2, ..., asked for once the members before it have finished.
     """
     members, histories, seconds = [], [], 0.0
     for member, seed in enumerate(member_seeds(params.train.seed, params.model.ensemble_size), start=1):
@@ -66,8 +73,13 @@ def train(
         members.append(models.inference_model(fitted, params.model.test_time_shift, name))
         histories.append(history)
     model = models.ensemble(members)
-    history = pd.concat(histories).groupby("epoch", as_index=False).mean()
-    return Trained(model, history, summary(history, model, params), seconds, members)
+    metrics = summary(histories, model, params)
+    return Trained(model, mean_history(histories), metrics, seconds, members, histories)
+
+
+def mean_history(histories: list[pd.DataFrame]) -> pd.DataFrame:
+    """The members' mean at each epoch, over the members that ran it (early stopping may end one sooner)."""
+    return pd.concat(histories).groupby("epoch", as_index=False).mean()
 
 
 def member_seeds(seed: int, size: int) -> list[int]:
@@ -187,14 +199,20 @@ def kept_epoch(history: pd.DataFrame, params: TrainParams) -> pd.Series:
     return history.loc[history["val_loss"].idxmin()] if params.early_stopping_patience else history.iloc[-1]
 
 
-def summary(history: pd.DataFrame, model: keras.Model, params: Params) -> dict:
-    """Train metrics: epochs run, the kept epoch, the model's size and its members."""
-    return {
-        "epochs_run": len(history),
-        "kept_epoch": int(kept_epoch(history, params.train)["epoch"]),
-        "params": model.count_params(),
-        "members": params.model.ensemble_size,
-    }
+def summary(histories: list[pd.DataFrame], model: keras.Model, params: Params) -> dict:
+    """Train metrics: epochs run and the kept epoch, the model's size and its members.
+
+    Each member keeps an epoch of its own history (`kept_epoch`).  For an ensemble the figures are the
+    longest member's epochs and the latest epoch a member kept, and each member's own under `member_<k>`."""
+    own = [
+        {"epochs_run": len(history), "kept_epoch": int(kept_epoch(history, params.train)["epoch"])}
+        for history in histories
+    ]
+    figures = {key: max(member[key] for member in own) for key in ("epochs_run", "kept_epoch")}
+    figures |= {"params": model.count_params(), "members": params.model.ensemble_size}
+    if len(own) > 1:
+        figures |= {f"member_{k}": member for k, member in enumerate(own, start=1)}
+    return figures
 
 
 def validation_metrics(model: keras.Model, validation: Split, batch_size: int) -> dict:

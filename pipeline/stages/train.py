@@ -36,13 +36,36 @@ class ReportToTrial(keras.callbacks.Callback):
 
     def __init__(self, trial: optuna.Trial, metric: str) -> None:
         super().__init__()
-        self.trial, self.metric, self.pruned = trial, metric, False
+        self.trial, self.metric, self.pruned_after = trial, metric, None
+
+    @property
+    def pruned(self) -> bool:
+        return self.pruned_after is not None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.trial.report(float(logs[self.metric]), step=epoch + 1)
         if epoch + 1 < self.params["epochs"] and self.trial.should_prune():
             log.info("trial %d pruned after epoch %d: its model is that epoch's", self.trial.number, epoch + 1)
-            self.pruned = self.model.stop_training = True
+            self.pruned_after, self.model.stop_training = epoch + 1, True
+
+
+class StopWhereTrialWasPruned(keras.callbacks.Callback):
+    """An ensemble's later member stops after the epoch at which the trial was pruned, as the first did."""
+
+    def __init__(self, report: ReportToTrial) -> None:
+        super().__init__()
+        self.report = report
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.report.pruned_after == epoch + 1:
+            self.model.stop_training = True
+
+
+def search_callbacks(report: ReportToTrial | None, member: int) -> list[keras.callbacks.Callback]:
+    """A trial's member 1 reports to it; the others stop where it was pruned.  Outside a search, none."""
+    if report is None:
+        return []
+    return [report if member == 1 else StopWhereTrialWasPruned(report)]
 
 
 def main() -> None:
@@ -70,7 +93,8 @@ def main() -> None:
         members = params.model.ensemble_size
 
         def callbacks(member: int) -> list[keras.callbacks.Callback]:
-            """Live curves (an ensemble's under member_<k>/); the search hears the first member."""
+            """Live curves (an ensemble's under member_<k>/); the search hears the first member, and
+            when it prunes the trial, the others stop at the same epoch."""
             section = f"member_{member}/" if members > 1 else ""
             log_epoch = keras.callbacks.LambdaCallback(
                 on_epoch_end=lambda epoch, logs: mlflow.log_metrics(
@@ -78,12 +102,12 @@ def main() -> None:
                     step=epoch + 1,
                 )
             )
-            return [log_epoch, *([report] if report and member == 1 else [])]
+            return [log_epoch, *search_callbacks(report, member)]
 
         trained = training.train(params, train_split, val_split, callbacks, strategy)
         speed = {
             "train_seconds": round(trained.seconds, 1),
-            "seconds_per_epoch": round(trained.seconds / len(trained.history), 2),
+            "seconds_per_epoch": round(trained.seconds_per_epoch, 2),
         }
         with atomic_write(paths.CNN_MODEL) as tmp:
             trained.model.save(tmp)
@@ -109,13 +133,11 @@ def main() -> None:
         )
         mlflow.log_dict({"inputs": examples.tolist()}, "input_example.json")  # mlflow#16183
         tracking.save_handover(paths.CNN_RUN, run, params.mlflow.cnn_model_name, info.registered_model_version)
-    kept = training.kept_epoch(trained.history, params.train)
     log.info(
-        "%s: val_accuracy %.4f at the kept epoch %d of %d, %.0f s; MLflow run %s",
+        "%s: kept epoch %d of %d, %.0f s; MLflow run %s",
         params.model.arch,
-        kept["val_accuracy"],
-        kept["epoch"],
-        len(trained.history),
+        trained.metrics["kept_epoch"],
+        trained.metrics["epochs_run"],
         trained.seconds,
         run.info.run_id,
     )

@@ -94,6 +94,12 @@ def test_tune_refuses_a_bad_search_file_before_any_experiment(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "search.yaml"]  # no store, no study
 
 
+def queued_and_running(repo: Path, names: set[str]) -> bool:
+    """Whether every experiment of `names` is in DVC's queue and one of them runs."""
+    status = run(repo, "dvc", "queue", "status").stdout
+    return "Running" in status and all(name in status.split() for name in names)
+
+
 def wait_until(condition, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -119,14 +125,16 @@ def test_a_search_killed_then_resumed_and_joined_from_a_clone_runs_each_trial_on
         tune(search, 2), cwd=repo, env=env[repo], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        wait_until(lambda: "Running" in run(repo, "dvc", "queue", "status").stdout, 300, "a running trial")
+        wait_until(lambda: queued_and_running(repo, {"s-0", "s-1"}), 300, "both trials queued, one running")
     finally:
         first.kill()  # SIGKILL: no chance to clean up; its queued experiments run on
         first.wait()
-    searches = [  # the rerun takes over the killed process's trials; the clone asks for new ones meanwhile
-        subprocess.Popen(tune(search, jobs), cwd=r, env=env[r], stdout=subprocess.PIPE, text=True)
-        for r, jobs in ((repo, 2), (clone, 1))
-    ]
+    # The clone asks for the study's last trial while the killed process's two are still held (their
+    # heartbeat is fresh); then the repo's rerun takes those two over.  In this order, not by a race.
+    searches = [subprocess.Popen(tune(search, 1), cwd=clone, env=env[clone], stdout=subprocess.PIPE, text=True)]
+    study = optuna.load_study(study_name="s", storage=open_storage(str(storage)))
+    wait_until(lambda: len(study.get_trials(deepcopy=False)) == 3, 300, "the clone's trial")
+    searches.append(subprocess.Popen(tune(search, 2), cwd=repo, env=env[repo], stdout=subprocess.PIPE, text=True))
     outputs = [process.communicate(timeout=900)[0] for process in searches]
     assert [process.returncode for process in searches] == [0, 0], outputs
 
@@ -140,7 +148,7 @@ def test_a_search_killed_then_resumed_and_joined_from_a_clone_runs_each_trial_on
     assert losing and len(losing) < 3
     names = {f"s-{n}" for n in range(3)}
     ran = {r: experiments(r) for r in (repo, clone)}
-    assert ran[clone] and not ran[repo] & ran[clone] and ran[repo] | ran[clone] == names
+    assert ran == {repo: {"s-0", "s-1"}, clone: {"s-2"}}
     pruned = f"s-{min(losing)}"
     holder = repo if pruned in ran[repo] else clone
     shown = json.loads(run(holder, "git", "show", f"{_ref(holder, pruned)}:metrics/CNN/train.json").stdout)

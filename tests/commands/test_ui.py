@@ -19,7 +19,7 @@ import mlflow
 
 from pipeline import environment
 from pipeline.commands import ui
-from tests.servers import free_port, wait_until_up
+from tests.servers import free_port, listening_addresses, wait_until_up
 
 CNN_CHARTS = [
     "CNN/errors_test",
@@ -60,6 +60,7 @@ def running_ui(repo: Path) -> Iterator[str]:
         printed = process.stdout.readline()
         assert printed.startswith(f"MLflow runs: http://127.0.0.1:{port}/#/experiments/"), printed + log.read_text()
         wait_until_up(f"http://127.0.0.1:{port}/health", process, log)
+        assert listening_addresses(port) == {"127.0.0.1"}, "the UI listens beyond this machine"
         yield printed.split(": ", 1)[1].strip()
     finally:
         os.killpg(process.pid, signal.SIGTERM)

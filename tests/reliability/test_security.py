@@ -5,16 +5,19 @@ are private and unguessable."""
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 
-from pipeline import PipelineError
-from pipeline.__main__ import main as cli
+from pipeline import PipelineError, environment
 from pipeline.commands.draw import make_server
 from pipeline.infra.files import atomic_write, load_npz
 from pipeline.reading.models import load_predictor
+from tests.mnist_files import REPO
+from tests.servers import free_port, listening_addresses, wait_until_up
 
 
 def test_a_keras_model_carrying_code_is_refused(tmp_path):
@@ -31,12 +34,23 @@ def test_npz_with_pickled_objects_is_refused(tmp_path):
         load_npz(tmp_path / "evil.npz")
 
 
-@pytest.mark.parametrize("command", ["ui", "draw", "serve"])  # server: for real, tests/test_team.py
-def test_servers_listen_on_this_machine_only_by_default(command, monkeypatch):
-    seen = {}
-    monkeypatch.setattr(f"pipeline.commands.{command}.main", lambda **options: seen.update(options), raising=False)
-    cli([command])
-    assert seen["host"] == "127.0.0.1"
+@pytest.mark.e2e
+def test_the_draw_page_listens_on_this_machine_only_by_default(digit_model, tmp_path):
+    """The real `python -m pipeline draw`'s socket, from the kernel's tables (ui and serve: the same check
+    where their tests start them, tests/commands/test_ui.py::running_ui and tests/servers.py::served_predictions;
+    server and its PostgreSQL: tests/test_team.py::team_server)."""
+    port, log = free_port(), tmp_path / "draw.log"
+    command = [sys.executable, "-m", "pipeline", "draw", "--port", str(port), "--model", str(digit_model.keras_path)]
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            command, cwd=tmp_path, env=environment(PYTHONPATH=str(REPO)), stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/", process, log)
+        assert listening_addresses(port) == {"127.0.0.1"}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def test_draw_server_binds_loopback_by_default():
