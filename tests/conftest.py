@@ -9,6 +9,7 @@ import http.server
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,10 +27,13 @@ from tests.xdist_scheduling import scheduling
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder; /truncated/<file> promises the whole file but sends half of it."""
+    """Serves a folder; /truncated/<file> promises the whole file but sends half of it; /trickle/ sends
+    a byte every 0.1 s for a minute, never slow enough for a per-operation timeout."""
 
     def do_GET(self) -> None:
         self.server.requests.append(self.path)
+        if self.path.startswith("/trickle/"):
+            return self._trickle()
         if not self.path.startswith("/truncated/"):
             return super().do_GET()
         body = Path(self.directory, self.path.removeprefix("/truncated/")).read_bytes()
@@ -37,6 +41,17 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body[: len(body) // 2])
+
+    def _trickle(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", "1000000")
+        self.end_headers()
+        with contextlib.suppress(OSError):  # the client gave up
+            for _ in range(600):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.1)
 
     def log_message(self, *args: Any) -> None:
         pass

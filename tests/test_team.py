@@ -386,3 +386,39 @@ def test_beyond_this_machine_only_with_tls():
         "error: --host 0.0.0.0 serves beyond this machine: that needs TLS, so that passwords never cross the "
         "network in clear (give --cert and --key, or --self-signed)"
     )
+
+
+def test_a_server_that_fails_after_its_database_started_stops_the_database():
+    """A failure between PostgreSQL's start and MLflow's (here: `artifacts` is a file) leaves no cluster running."""
+    folder = Path(tempfile.mkdtemp(prefix="mlflow-failing-"))  # under /tmp: reachable by the postgres user
+    folder.chmod(0o755)
+    server = folder / "server"
+    server.mkdir()
+    (server / "artifacts").write_text("a file where the artifacts' folder goes")
+    db_port = free_port()
+    try:
+        failed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipeline",
+                "server",
+                "--dir",
+                str(server),
+                "--port",
+                str(free_port()),
+                "--db-port",
+                str(db_port),
+            ],
+            cwd=REPO,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert failed.returncode == 1 and "File exists" in failed.stderr.strip().splitlines()[-1], failed.stderr
+        assert (server / "postgres" / "PG_VERSION").exists(), "the database was created and started"
+        assert_database_stopped(server, db_port)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -11,6 +11,7 @@ import mlflow
 import pandas as pd
 import pytest
 
+from pipeline import PipelineError
 from pipeline.infra import metric_names, paths, tracking
 from pipeline.infra.params import load_params
 from pipeline.stages import record
@@ -124,3 +125,11 @@ def test_params_are_flattened_with_dotted_keys():
     assert flat["data.sources.0.wheel"] == "null"
     assert flat["train.augment.enabled"] == "true"
     assert all(len(value) < 6000 for value in flat.values())
+
+
+def test_an_experiment_the_store_refuses_to_create_stops_in_one_line(dvc_root):
+    """Only "already exists" (a shared server's other client was first) is no error when creating it."""
+    dvc_root.mkdir()
+    with pytest.raises(PipelineError, match=r"is not usable: .*'name' exceeds the maximum length of 500") as refused:
+        tracking.use_experiment("x" * 501)
+    assert "\n" not in str(refused.value)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,14 +84,31 @@ def main(file: Path = SEARCH_FILE, jobs: int = 1) -> None:
         f"Study {search.study}: {len(driver.counted())} trials so far, in {search.storage_url()}; MLflow run {run_id}"
     )
     signal.signal(signal.SIGTERM, _interrupt)
-    status = "FINISHED"
-    try:
-        driver.run(jobs)
-    except KeyboardInterrupt:
-        driver.cancel_all()
-        status = "KILLED"
-        raise PipelineError(f"interrupted: its trials were stopped; rerun to continue study {search.study}") from None
-    finally:
+
+    def close(status: str) -> None:
         driver.summarize()
         mlflow.MlflowClient().set_terminated(run_id, status)
+
+    try:
+        run_then_close(lambda: driver.run(jobs), driver.cancel_all, close)
+    except KeyboardInterrupt:
+        raise PipelineError(f"interrupted: its trials were stopped; rerun to continue study {search.study}") from None
     print(outcome(driver))
+
+
+def run_then_close(work: Callable[[], None], cancel: Callable[[], None], close: Callable[[str], None]) -> None:
+    """`work`, then `close` the study run FINISHED; on Ctrl-C, `cancel` and close it KILLED, on another
+    error FAILED.  When closing fails beside an error already raised, the closing's is logged and the
+    first error (or the Ctrl-C) is the one that propagates."""
+    try:
+        work()
+    except BaseException as error:
+        interrupted = isinstance(error, KeyboardInterrupt)
+        if interrupted:
+            cancel()
+        try:
+            close("KILLED" if interrupted else "FAILED")
+        except Exception as closing:  # noqa: BLE001 - whatever closing raised, the first error propagates
+            log.warning("the study run could not be closed: %s", one_line(closing))
+        raise
+    close("FINISHED")

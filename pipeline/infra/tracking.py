@@ -76,8 +76,9 @@ def use_experiment(name: str) -> str:
                 artifacts = (repo_root() / "mlartifacts").as_uri() if embedded else None  # a server decides its own
                 try:
                     mlflow.create_experiment(name, artifact_location=artifacts, tags=dict([EXPERIMENT_KIND]))
-                except MlflowException:  # created meanwhile by a client of a shared server
-                    pass
+                except MlflowException as error:  # created meanwhile by a client of a shared server: fine
+                    if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                        raise
         experiment_id = mlflow.set_experiment(name).experiment_id
         close_dead_runs(experiment_id)
     except (MlflowException, SQLAlchemyError, OSError) as error:

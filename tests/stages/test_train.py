@@ -20,4 +20,6 @@ def test_a_pruned_trial_stops_every_member_of_its_ensemble_at_the_same_epoch():
     assert report.pruned_after == 1
     assert [len(history) for history in trained.member_histories] == [1, 1]
     assert (trained.metrics["epochs_run"], trained.metrics["kept_epoch"]) == (1, 1)
-    assert [trial.intermediate_values for trial in study.trials] == [{1: trained.member_histories[0]["val_accuracy"][0]}]
+    assert [trial.intermediate_values for trial in study.trials] == [
+        {1: trained.member_histories[0]["val_accuracy"][0]}
+    ]
