@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from matplotlib.figure import Figure
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the checkout
 
 from pipeline.infra import paths
+from pipeline.infra.cpus import usable_cpus
 from pipeline.infra.files import atomic_write, save_json
 from pipeline.infra.params import Params, load_params, with_overrides
 from pipeline.report import plots
@@ -193,7 +193,7 @@ def machine() -> dict:
     """The CPU the figures were measured on (they hold on that kind of machine only)."""
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     models = {line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")}
-    return {"cpu": ", ".join(sorted(models)), "cores": len(os.sched_getaffinity(0))}
+    return {"cpu": ", ".join(sorted(models)), "cores": usable_cpus()}
 
 
 def report(summary: dict, ratios: dict, runs: dict, folder: Path | None) -> None:

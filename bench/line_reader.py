@@ -16,7 +16,6 @@ import argparse
 import concurrent.futures
 import io
 import json
-import os
 import time
 
 import numpy as np
@@ -24,6 +23,7 @@ from PIL import Image
 
 from pipeline.images.digits import bounds, grey_levels, ink_levels, otsu_threshold, working_size
 from pipeline.infra import paths
+from pipeline.infra.cpus import usable_cpus
 from pipeline.infra.params import load_params
 from pipeline.stages.compose import compose_all
 
@@ -57,7 +57,7 @@ def numbers(images: np.ndarray, labels: np.ndarray, count: int, seed: int) -> tu
     composed = compose_all(images, labels, settings)
     starts = np.concatenate([[0], composed["ends"][:-1]])
     files = [composed["jpeg"][start:end].tobytes() for start, end in zip(starts, composed["ends"], strict=True)]
-    with concurrent.futures.ProcessPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+    with concurrent.futures.ProcessPoolExecutor(usable_cpus()) as pool:
         lines = list(pool.map(jpeg_line, files, chunksize=64))
     targets = np.zeros((count, settings.max_digits), np.int32)
     for row, digits in enumerate(composed["truth"]):

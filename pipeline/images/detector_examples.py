@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
-import os
 from collections.abc import Sequence
 
 import numpy as np
 
 from pipeline.images.composition import compose
 from pipeline.images.segmentation import largest_blob
+from pipeline.infra.cpus import usable_cpus
 
 SINGLE, TOUCHING = 0, 1
 PER_WORKER = 2000  # examples worth a process of their own (a worker takes about half a second to start)
@@ -28,7 +28,7 @@ _images: np.ndarray  # each worker's copy of the digits to compose
 def examples(images: np.ndarray, count: int, seed: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """`count` blobs (uint8 (count, 28, 28)) of `images`' digits and their labels, alternately SINGLE
     and TOUCHING; example i from the generator (*seed, i)."""
-    workers = min(len(os.sched_getaffinity(0)), -(-count // PER_WORKER))
+    workers = min(usable_cpus(), -(-count // PER_WORKER))
     if workers == 1:
         _share(images)
         made = [_example(i, seed) for i in range(count)]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import concurrent.futures
 import io
 import logging
-import os
 
 import numpy as np
 
@@ -22,6 +21,7 @@ from pipeline import PipelineError
 from pipeline.images.camera import photograph
 from pipeline.images.composition import compose
 from pipeline.infra import paths
+from pipeline.infra.cpus import usable_cpus
 from pipeline.infra.files import save_npz
 from pipeline.infra.params import NumbersParams, load_params
 
@@ -56,7 +56,7 @@ def compose_all(images: np.ndarray, labels: np.ndarray, params: NumbersParams) -
     the JPEG files one after another (`jpeg`, number i's bytes ending at `ends[i]`), each number's
     digits as a string (`truth`) and its count of touching pairs."""
     numbers = draw_numbers(labels, params)
-    with concurrent.futures.ProcessPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+    with concurrent.futures.ProcessPoolExecutor(usable_cpus()) as pool:
         photos = list(
             pool.map(
                 photo_of_number,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import concurrent.futures
 import io
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from PIL import Image
 from pipeline.images.digits import ImageError, read_image
 from pipeline.images.segmentation import segment
 from pipeline.infra import paths
+from pipeline.infra.cpus import usable_cpus
 from pipeline.infra.files import atomic_write, load_npz, save_json
 from pipeline.ml.predictors import Predictor, onnx_predictor
 from pipeline.reading.numbers import read_number
@@ -56,7 +56,7 @@ def read_all(numbers: dict[str, np.ndarray], models: tuple[Path, Path]) -> pd.Da
     """Every photographed number read with `models` (the digit model and the touching-digits detector),
     on every core: a row per number."""
     photos = [photo_bytes(numbers, i) for i in range(len(numbers["truth"]))]
-    workers = len(os.sched_getaffinity(0))
+    workers = usable_cpus()
     with concurrent.futures.ProcessPoolExecutor(workers, initializer=_load_models, initargs=models) as pool:
         read = list(pool.map(read_photo, photos, chunksize=16))
     return pd.DataFrame(

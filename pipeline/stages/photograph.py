@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import os
 import tempfile
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from PIL import Image
 from pipeline.images.camera import photograph
 from pipeline.images.digits import ImageError, load_digit
 from pipeline.infra import paths
+from pipeline.infra.cpus import usable_cpus
 from pipeline.infra.files import save_npz
 from pipeline.infra.params import load_params
 from pipeline.report import plots
@@ -52,7 +52,7 @@ def photograph_and_read(digit: np.ndarray, index: int, seed: int, folder: Path) 
 
 def photograph_all(images: np.ndarray, indices: np.ndarray, seed: int, folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """`photograph_and_read` for each test digit of `indices`, on every core: (digits, readable)."""
-    with concurrent.futures.ProcessPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+    with concurrent.futures.ProcessPoolExecutor(usable_cpus()) as pool:
         results = list(
             pool.map(
                 photograph_and_read,
