@@ -3,11 +3,24 @@ internals only in adapters, an edit reruns only the stages it can change, docs/a
 
 from __future__ import annotations
 
+import ast
 import re
 
 import pytest
 
-from tests.architecture import LAYERS, REPO, downstream, imported, layer, module_file, modules, reruns, table
+from tests.architecture import (
+    LAYERS,
+    REPO,
+    downstream,
+    import_closure,
+    imported,
+    layer,
+    module_file,
+    modules,
+    reruns,
+    stages,
+    table,
+)
 
 SEARCH = [m for m in modules() if m.startswith("pipeline/search/") and m != "pipeline/search/handover.py"]
 NOT_A_STAGE_DEP = [
@@ -87,6 +100,20 @@ def test_only_the_search_s_hand_over_is_a_dependency_of_train():
         "pipeline/search/__init__.py",
         "pipeline/search/handover.py",
     }
+    assert "pipeline/adapters/optuna_trials.py" not in import_closure("pipeline.stages.train")
+
+
+def test_no_stage_imports_the_search_library():
+    """Optuna, the search's library, is loaded by name in a trial only (pipeline/search/handover.py)."""
+    for stage in stages():
+        for file in import_closure(f"pipeline.stages.{stage}"):
+            names = {
+                alias.name.split(".")[0]
+                for node in ast.walk(ast.parse((REPO / file).read_text()))
+                if isinstance(node, (ast.Import, ast.ImportFrom))
+                for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
+            }
+            assert "optuna" not in names, f"{file}, a dependency of {stage}, imports optuna"
 
 
 # Third-party private names: each lives in one adapter, so an upgrade breaks in one place.

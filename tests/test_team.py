@@ -32,7 +32,7 @@ from pipeline.infra import metric_names, paths, tracking
 from pipeline.infra.files import load_npz
 from pipeline.ml.predictors import keras_predictor
 from pipeline.reading.numbers import load_touching, predict_files
-from pipeline.search.handover import open_storage
+from pipeline.search.trials import open_storage
 from pipeline.team.postgres import DATABASES, postgres_tool
 from tests.mnist_files import REPO
 from tests.repos import make_repo, run, wait_for_queue

@@ -38,10 +38,10 @@ from pipeline.infra import paths, tracking
 from pipeline.infra.params import load_params
 from pipeline.search.driver import Search
 from pipeline.search.dvc_queue import Queue
-from pipeline.search.handover import make_pruner, open_storage
 from pipeline.search.outcome import outcome
 from pipeline.search.space import SEARCH_FILE, load_search
 from pipeline.search.study_run import open_study_run
+from pipeline.search.trials import make_pruner, open_storage
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,1 @@
-"""The hyperparameter search (`python -m pipeline tune`); train and record read only `handover`."""
+"""The hyperparameter search (`python -m pipeline tune`); train and record import only `handover`, which imports no search library."""

@@ -6,18 +6,23 @@ train reports each epoch's validation figure to the trial and stops when the pru
 record nests the pipeline run under the study run.  Outside a search there is no such file and both
 behave as ever.  The file is a hand-over, not an input: a pruned trial's own outputs say that it was
 pruned and after how many epochs (metrics/CNN/train.json).
+
+This module is the whole interface the stages import, and it imports no search library: train reports
+through `open_reporter`, which loads the search's reporter (`REPORTER`, Optuna's side) by name, in a
+trial only.  So neither Optuna nor the search's code is a cache key of training: an edit to them
+reruns no stage.  (Whether a trial is pruned depends on the other trials anyway, never on the code
+alone, and its outputs say so.)
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
-import optuna
 from pydantic import Field, model_validator
 
-from pipeline.adapters import optuna_trials
 from pipeline.infra.params import Section
 from pipeline.infra.tracking import repo_root
 
@@ -40,23 +45,16 @@ class PrunerSettings(Section):
         return self
 
 
-def make_pruner(settings: PrunerSettings, max_epochs: int) -> optuna.pruners.BasePruner:
-    """Optuna's pruner for `settings`, its epochs counted from 1 to `max_epochs`."""
-    first = settings.min_epochs
-    return {
-        "hyperband": lambda: optuna.pruners.HyperbandPruner(first, max_epochs, settings.reduction_factor),
-        "successive_halving": lambda: optuna.pruners.SuccessiveHalvingPruner(first, settings.reduction_factor),
-        "median": lambda: optuna.pruners.MedianPruner(n_warmup_steps=first - 1),
-        "threshold": lambda: optuna.pruners.ThresholdPruner(settings.lower, settings.upper, first - 1),
-        "none": optuna.pruners.NopPruner,
-    }[settings.name]()
+REPORTER = "pipeline.search.trials"  # its open_reporter(context) -> EpochReporter
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """The study storage at `url`: a database URL (postgresql://..., sqlite:///...) or a journal file's path."""
-    if "://" in url:
-        return optuna.storages.RDBStorage(url)
-    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+class EpochReporter(Protocol):
+    """A trial's side of the search, as train sees it."""
+
+    number: int  # the trial's number in its study
+
+    def report(self, epoch: int, value: float) -> bool:
+        """Record the epoch's figure; True when the pruner says the trial should stop here."""
 
 
 class TrialContext(Section):
@@ -71,17 +69,14 @@ class TrialContext(Section):
     epoch_metric: str  # the Keras log the trial reports each epoch: val_accuracy or val_loss
     study_run_id: str  # the MLflow run the trial's pipeline run is nested under
 
-    def open_trial(self) -> optuna.Trial:
-        study = optuna.load_study(
-            study_name=self.study,
-            storage=open_storage(self.storage),
-            pruner=make_pruner(self.pruner, self.max_epochs),
-        )
-        return optuna_trials.resume(study, self.trial_id)
-
 
 def context_file(experiment: str) -> Path:
     return repo_root() / TRIALS_DIR / f"{experiment}.json"
+
+
+def open_reporter(context: TrialContext) -> EpochReporter:
+    """The reporter of the trial `context` names (the search's code, loaded by name: see the module's doc)."""
+    return importlib.import_module(REPORTER).open_reporter(context)
 
 
 def current_trial() -> TrialContext | None:

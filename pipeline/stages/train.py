@@ -18,14 +18,13 @@ import logging
 
 import keras
 import mlflow
-import optuna
 import tensorflow as tf
 
 from pipeline.infra import metric_names, paths, tracking
 from pipeline.infra.files import atomic_write, save_json
 from pipeline.infra.params import load_params
 from pipeline.ml import training
-from pipeline.search.handover import current_trial
+from pipeline.search.handover import EpochReporter, current_trial, open_reporter
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +33,18 @@ class ReportToTrial(keras.callbacks.Callback):
     """Reports each epoch's `metric` (val_accuracy, val_loss) to the search's trial; stops training
     after an epoch its pruner prunes (not after the last: stopping there would save nothing)."""
 
-    def __init__(self, trial: optuna.Trial, metric: str) -> None:
+    def __init__(self, reporter: EpochReporter, metric: str) -> None:
         super().__init__()
-        self.trial, self.metric, self.pruned_after = trial, metric, None
+        self.reporter, self.metric, self.pruned_after = reporter, metric, None
 
     @property
     def pruned(self) -> bool:
         return self.pruned_after is not None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.trial.report(float(logs[self.metric]), step=epoch + 1)
-        if epoch + 1 < self.params["epochs"] and self.trial.should_prune():
-            log.info("trial %d pruned after epoch %d: its model is that epoch's", self.trial.number, epoch + 1)
+        prune = self.reporter.report(epoch + 1, float(logs[self.metric]))
+        if epoch + 1 < self.params["epochs"] and prune:
+            log.info("trial %d pruned after epoch %d: its model is that epoch's", self.reporter.number, epoch + 1)
             self.pruned_after, self.model.stop_training = epoch + 1, True
 
 
@@ -74,7 +73,7 @@ def main() -> None:
     train_split, val_split = paths.load_split("train"), paths.load_split("val")
     strategy = training.distribution(params.train.distribute)
     trial = current_trial()
-    report = ReportToTrial(trial.open_trial(), trial.epoch_metric) if trial else None
+    report = ReportToTrial(open_reporter(trial), trial.epoch_metric) if trial else None
     with tracking.start_run(
         tracking.run_name("cnn"), tracking.run_tags("cnn") | {"model.arch": params.model.arch}
     ) as run:

@@ -17,8 +17,8 @@ import yaml
 
 from pipeline import PipelineError, environment
 from pipeline.commands import tune as tune_command
-from pipeline.search.handover import open_storage
 from pipeline.search.space import load_search
+from pipeline.search.trials import open_storage
 from tests.mnist_files import REPO, params_with
 from tests.repos import make_repo, run
 

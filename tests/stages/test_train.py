@@ -6,6 +6,7 @@ import optuna
 
 from pipeline.infra.params import with_overrides
 from pipeline.ml import training
+from pipeline.search.trials import TrialReporter
 from pipeline.stages import train as stage
 from tests.mnist_files import learnable_mnist
 from tests.test_training import CONFIG
@@ -13,7 +14,7 @@ from tests.test_training import CONFIG
 
 def test_a_pruned_trial_stops_every_member_of_its_ensemble_at_the_same_epoch():
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0))  # prunes all
-    report = stage.ReportToTrial(study.ask(), "val_accuracy")
+    report = stage.ReportToTrial(TrialReporter(study.ask()), "val_accuracy")
     config = with_overrides(CONFIG, {"model.ensemble_size": 2})  # 3 epochs each, unless pruned
     data = learnable_mnist(200, seed=0), learnable_mnist(50, seed=1)
     trained = training.train(config, *data, callbacks=lambda member: stage.search_callbacks(report, member))
