@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 from pipeline.infra import paths
 from pipeline.infra.cpus import usable_cpus
 from pipeline.infra.files import atomic_write, save_json
-from pipeline.infra.params import Params, load_params, with_overrides
+from pipeline.infra.overrides import with_overrides
+from pipeline.infra.params import Params, load_params
 from pipeline.report import plots
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")

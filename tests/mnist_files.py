@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.infra.params import Params, load_params, with_overrides
+from pipeline.infra.overrides import with_overrides
+from pipeline.infra.params import Params, load_params
 
 REPO = Path(__file__).resolve().parents[1]
 PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"

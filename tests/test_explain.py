@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.infra.params import AugmentParams
+from pipeline.infra.params import AugmentParams, load_params
 from pipeline.ml import explain, models
 from pipeline.ml.predictors import keras_predictor, onnx_predictor
 from tests.digits import font_mnist
 
 pytestmark = pytest.mark.e2e  # trains the digit model once per session
+SETTINGS = load_params().evaluate  # the maps as the evaluate stage draws them
+SQUARE = (SETTINGS.occlusion_patch, SETTINGS.occlusion_stride)
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +23,11 @@ def unseen() -> np.ndarray:
 def _deletion(predictor, model, digits: np.ndarray) -> dict:
     classes = predictor(digits).argmax(axis=1)
     maps = {
-        "occlusion": explain.occlusion(predictor, digits, classes),
+        "occlusion": explain.occlusion(predictor, digits, classes, *SQUARE),
         "grad_cam": explain.grad_cam(model, digits, classes),
     }
     assert all(m.shape == digits.shape and m.min() >= 0 and m.max() == pytest.approx(1) for m in maps.values())
-    return explain.deletion_test(predictor, digits, classes, maps, seed=0)
+    return explain.deletion_test(predictor, digits, classes, maps, SETTINGS.explain_seed, SETTINGS.deletion_steps)
 
 
 def test_hiding_the_salient_ink_first_lowers_the_probability_faster_than_random(digit_model, unseen):
@@ -45,8 +47,8 @@ def test_an_untrained_model_s_maps_do_not_pass(unseen):
 
 def test_occlusion_works_on_the_onnx_export_as_on_keras(digit_model, unseen):
     classes = np.arange(5)
-    by_onnx = explain.occlusion(onnx_predictor(digit_model.onnx_path), unseen[:5], classes)
-    by_keras = explain.occlusion(keras_predictor(digit_model.model), unseen[:5], classes)
+    by_onnx = explain.occlusion(onnx_predictor(digit_model.onnx_path), unseen[:5], classes, *SQUARE)
+    by_keras = explain.occlusion(keras_predictor(digit_model.model), unseen[:5], classes, *SQUARE)
     np.testing.assert_allclose(by_onnx, by_keras, atol=1e-3)
 
 

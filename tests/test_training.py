@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from pipeline.infra.params import Params, TrainParams, with_overrides
+from pipeline.infra.overrides import with_overrides
+from pipeline.infra.params import Params, TrainParams
 from pipeline.ml import models, training
 from tests.mnist_files import REPO, learnable_mnist, params_with
 
@@ -95,7 +96,7 @@ class _WreckLastEpoch(keras.callbacks.Callback):
 def test_early_stopping_keeps_the_epoch_of_lowest_validation_loss(data):
     config = configured(lr_schedule="constant", early_stopping_patience=2)
     model, history = training.fit(*data, TINY, config.train, [_WreckLastEpoch()])
-    train_metrics = training.summary(history, model, config)
+    train_metrics = training.summary([history], model, config)
     kept = history.iloc[train_metrics["kept_epoch"] - 1]
     assert kept["val_loss"] == history["val_loss"].min() < history["val_loss"].iloc[-1]
     assert model.evaluate(*data[1], verbose=0) == pytest.approx([kept["val_loss"], kept["val_accuracy"]], rel=1e-5)
@@ -106,7 +107,7 @@ def test_without_early_stopping_the_last_epoch_is_kept(data):
     """As the default runs one-cycle, whose schedule sets the length: however bad, its end is kept."""
     config = configured(lr_schedule="constant")
     model, history = training.fit(*data, TINY, config.train, [_WreckLastEpoch()])
-    assert training.summary(history, model, config)["kept_epoch"] == 3
+    assert training.summary([history], model, config)["kept_epoch"] == 3
     last = history.iloc[-1]
     assert last["val_loss"] > history["val_loss"].min()
     assert model.evaluate(*data[1], verbose=0) == pytest.approx([last["val_loss"], last["val_accuracy"]], rel=1e-5)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline.infra.params import with_overrides
+from pipeline.infra.overrides import with_overrides
 from pipeline.ml import models, training
 from pipeline.ml.weight_average import BatchStatistics
 from tests.mnist_files import learnable_mnist

@@ -23,6 +23,7 @@ import numpy as np
 from pipeline.commands import add_address, add_model
 from pipeline.images.digits import ImageError, read_image
 from pipeline.images.segmentation import segment
+from pipeline.infra.params import EvaluateParams, load_params
 from pipeline.ml import explain
 from pipeline.ml.predictors import Predictor
 from pipeline.reading.models import default_model, load_predictor
@@ -36,6 +37,7 @@ MAX_UPLOAD = 5_000_000  # bytes: a 280x280 canvas is a few kB
 class _Handler(http.server.BaseHTTPRequestHandler):
     predictor: Predictor
     touching: Predictor | None
+    settings: EvaluateParams  # the occlusion maps' square and step, as the evaluate stage draws them
     lock: threading.Lock  # one prediction at a time: Keras models are not safe to call from many threads
 
     def do_GET(self) -> None:
@@ -55,7 +57,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._reply(422, {"error": str(error)})
         with self.lock:
             try:
-                return self._reply(200, read_drawing(grey, self.predictor, self.touching))
+                return self._reply(200, read_drawing(grey, self.predictor, self.touching, self.settings))
             except ImageError as error:
                 return self._reply(422, {"error": str(error)})
 
@@ -71,12 +73,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         log.debug(format, *args)
 
 
-def read_drawing(grey: np.ndarray, predictor: Predictor, touching: Predictor | None) -> dict:
+def read_drawing(grey: np.ndarray, predictor: Predictor, touching: Predictor | None, settings: EvaluateParams) -> dict:
     """The page's answer for a drawing: the number, and per digit (left to right) the digit read, its
     ten probabilities, the 28x28 image the model saw and its occlusion map (both rows of 28 numbers)."""
     images = np.stack([digit.image for digit in segment(grey, predictor, touching)])
     probabilities = predictor(images)
-    maps = explain.occlusion(predictor, images, probabilities.argmax(axis=1))
+    maps = explain.occlusion(
+        predictor, images, probabilities.argmax(axis=1), settings.occlusion_patch, settings.occlusion_stride
+    )
     return {
         "number": "".join(str(d) for d in probabilities.argmax(axis=1)),
         "digits": [
@@ -92,13 +96,16 @@ def read_drawing(grey: np.ndarray, predictor: Predictor, touching: Predictor | N
 
 
 def make_server(
-    predictor: Predictor, touching: Predictor | None, host: str = "127.0.0.1", port: int = 8000
+    predictor: Predictor,
+    touching: Predictor | None,
+    settings: EvaluateParams,
+    host: str = "127.0.0.1",
+    port: int = 8000,
 ) -> http.server.ThreadingHTTPServer:
     """The page's server, bound but not yet serving (port 0: any free port)."""
     detector = staticmethod(touching) if touching else None
-    handler = type(
-        "Handler", (_Handler,), {"predictor": staticmethod(predictor), "touching": detector, "lock": threading.Lock()}
-    )
+    members = {"predictor": staticmethod(predictor), "touching": detector, "settings": settings}
+    handler = type("Handler", (_Handler,), members | {"lock": threading.Lock()})
     return http.server.ThreadingHTTPServer((host, port), handler)
 
 
@@ -108,7 +115,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(host: str = "127.0.0.1", port: int = 8000, model: str | None = None, touching: Path | None = None) -> None:
-    server = make_server(load_predictor(model or default_model()), load_touching(touching), host, port)
+    predictor, detector = load_predictor(model or default_model()), load_touching(touching)
+    server = make_server(predictor, detector, load_params().evaluate, host, port)
     print(f"Draw a digit: http://{host}:{server.server_address[1]}/  (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()

@@ -26,6 +26,7 @@ import numpy as np
 
 from pipeline import PipelineError
 from pipeline.commands import add_model
+from pipeline.infra.params import load_params
 from pipeline.ml.predictors import Predictor
 from pipeline.reading.models import default_model, load_predictor
 from pipeline.reading.numbers import TOP, load_touching, predict_files, read_file
@@ -88,6 +89,7 @@ def write_explanations(files: list[Path], predictor: Predictor, touching: Predic
     from pipeline.ml import explain  # matplotlib: only with --explain
     from pipeline.report import plots
 
+    settings = load_params().evaluate  # the maps as the evaluate stage draws them
     folder.mkdir(parents=True, exist_ok=True)
     rows, names = [], overlay_names(files)
     for path in files:
@@ -95,7 +97,8 @@ def write_explanations(files: list[Path], predictor: Predictor, touching: Predic
         rows.append(row)
         if digits:
             images = np.stack([digit.image for digit in digits])
-            maps = explain.occlusion(predictor, images, np.array([d["digit"] for d in row["digits"]]))
+            classes = np.array([d["digit"] for d in row["digits"]])
+            maps = explain.occlusion(predictor, images, classes, settings.occlusion_patch, settings.occlusion_stride)
             plots.save(
                 plots.explained_number(read_image(path), row, list(images), maps, "occlusion"),
                 folder / f"{names[path]}.png",

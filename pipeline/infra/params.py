@@ -1,15 +1,16 @@
 """params.yaml as pydantic models: the schema of every tunable value.
 
-Every key is required (the code holds no hidden defaults), unknown keys are rejected, nothing is
+Every key is required (the code holds no hidden defaults: what can change a result is a key here; what
+cannot, such as a prediction batch or a timeout, is a named constant beside its code, with its
+reason), unknown keys are rejected, nothing is
 coerced (strict), and a bad value stops the stage before any work with one line naming the key, the
 value and what was expected: a field's `description` says what it takes.  `dvc exp run -S key=value`
-edits params.yaml, so overrides pass through here unchanged; `with_overrides` applies the same
-dotted keys in code (the bench, the tests, the search).
+edits params.yaml, so overrides pass through here unchanged; `pipeline.infra.overrides` applies the
+same dotted keys in code (the bench, the tests, the search).
 """
 
 from __future__ import annotations
 
-import copy
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -113,6 +114,8 @@ class TrainParams(Section):
     warmup_fraction: float = Field(ge=0, lt=1, description="a fraction of the training steps in [0, 1)")
     label_smoothing: float = Field(ge=0, lt=1, description="a share of each target in [0, 1) (0 = plain labels)")
     ema_momentum: float = Field(ge=0, lt=1, description="a momentum in [0, 1) (0 = no weight averaging)")
+    ema_statistics_images: int = Field(ge=1, description="a number of training images >= 1")
+    ema_statistics_batch_size: int = Field(ge=1, description="an integer >= 1")
     plateau_factor: float = Field(gt=0, lt=1, description="a factor in (0, 1)")
     plateau_patience: int = Field(ge=1, description="a number of epochs >= 1")
     early_stopping_patience: int = Field(ge=0, description="a number of epochs >= 0 (0 = never stop early)")
@@ -127,6 +130,11 @@ class EvaluateParams(Section):
     latency_runs: int = Field(ge=1, description="an integer >= 1")
     grid_size: int = Field(ge=1, le=100, description="a number of images in [1, 100]")
     explain_images: int = Field(ge=1, description="a number of test images >= 1")
+    explain_seed: int
+    explained_mistakes: int = Field(ge=1, le=100, description="a number of images in [1, 100]")
+    occlusion_patch: int = Field(ge=1, le=28, description="a square's side in pixels, in [1, 28]")
+    occlusion_stride: int = Field(ge=1, le=28, description="a step in pixels, in [1, 28]")
+    deletion_steps: int = Field(ge=1, description="a number of steps >= 1")
 
 
 class ExportParams(Section):
@@ -137,6 +145,14 @@ class ExportParams(Section):
     max_accuracy_gap: float = Field(ge=0, lt=1, description="an accuracy difference in [0, 1)")
     int8_calibration_images: int = Field(ge=1, description="a number of training images >= 1")
     int8_max_added_errors: float = Field(ge=0, description="a share of Keras' test errors >= 0")
+    int8_per_channel: bool
+    int8_reduce_range: bool
+
+
+class CompareParams(Section):
+    """compare stage: the CNN against the baseline on the test set."""
+
+    alpha: float = Field(gt=0, lt=1, description="a significance level in (0, 1)")
 
 
 class PhotosParams(Section):
@@ -203,6 +219,7 @@ class Params(Section):
     segmenter: SegmenterParams
     numbers: NumbersParams
     baseline: BaselineParams
+    compare: CompareParams
     mlflow: MlflowParams
 
 
@@ -231,20 +248,3 @@ def validate(schema: type[Schema], raw: Any, path: Path) -> Schema:
         errors = invalid.errors()
         first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])  # typos explain the rest
         raise ParamsError(f"{path}: {explain(first, raw, schema)}") from None
-
-
-def with_overrides(params: Params, overrides: dict[str, Any], origin: str = "overrides") -> Params:
-    """`params` with dotted keys replaced, as `dvc exp run -S` does: `{"train.epochs": 1}`.
-
-    The result is validated like params.yaml; a bad or unknown key raises ParamsError naming it
-    (and `origin`, where the overrides came from)."""
-    raw = params.model_dump()
-    for key, value in overrides.items():
-        *parents, last = key.split(".")
-        section = raw
-        for depth, part in enumerate(parents):
-            if not isinstance(section.get(part), dict):
-                raise ParamsError(f"{origin}: unknown key '{'.'.join(parents[: depth + 1])}' in '{key}'")
-            section = section[part]
-        section[last] = copy.deepcopy(value)
-    return parse_params(raw, Path(origin))

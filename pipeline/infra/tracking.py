@@ -41,7 +41,10 @@ NETWORK_CAUSE = r"\[Errno -?\d+\] [^'\")]+|Read timed out|certificate verify fai
 # MLflow's UI shows an experiment without a kind as a GenAI one (traces, evaluations): this one is
 # machine learning, opened on its runs, model metrics and charts.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
-SERVER_TIMEOUT_S = 10  # a tracking server that does not answer a first request within this is down
+# A tracking server that does not answer a first request within this many seconds is down: a stage
+# asks before any work, so this bounds how long a dead server holds it (not data.timeout_s, which
+# bounds each download operation).  It changes no result.
+SERVER_TIMEOUT_S = 10
 HOST_TAG, PID_TAG = "pipeline.host", "pipeline.pid"
 ROLE_TAG, EXPERIMENT_TAG = "pipeline.role", "dvc_exp_name"
 

@@ -1,8 +1,8 @@
 """Where the model looked: saliency maps of its predictions, and a deletion test that they mean something.
 
 Two maps, both 28x28, in [0, 1], for a digit and the class it was read as:
-- `occlusion`: how much that class's probability falls when a PATCH x PATCH square of the digit is
-  hidden (set to background), each square STRIDE pixels from the last, averaged over the squares
+- `occlusion`: how much that class's probability falls when a square of the digit (`patch` pixels a
+  side) is hidden (set to background), each square `stride` pixels from the last, averaged over the squares
   covering each pixel (Zeiler and Fergus, 2014).  It needs only the model's outputs, so it works on
   the ONNX export that `predict` and the draw page use, and it resolves a few pixels: it is the map
   they show.
@@ -23,18 +23,17 @@ import numpy as np
 
 from pipeline.ml.predictors import Predictor, predict_in_batches
 
-PATCH, STRIDE = 6, 2  # occlusion's square and step, in MNIST pixels
-STEPS = 20  # the deletion curve hides 0, 1/20, ..., all of a digit's ink
-BATCH = 1024
+BATCH = 1024  # images per prediction: the probabilities do not depend on it, the memory does
 
 
-def occlusion(predictor: Predictor, digits: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """Occlusion maps (N, 28, 28) of uint8 `digits` (N, 28, 28) for `classes` (N,), each scaled to [0, 1]."""
-    starts = range(0, 28 - PATCH + 1, STRIDE)
+def occlusion(predictor: Predictor, digits: np.ndarray, classes: np.ndarray, patch: int, stride: int) -> np.ndarray:
+    """Occlusion maps (N, 28, 28) of uint8 `digits` (N, 28, 28) for `classes` (N,), each scaled to [0, 1]:
+    the drop in the class's probability when a black square of side `patch` hides a part, moved by `stride`."""
+    starts = range(0, 28 - patch + 1, stride)
     squares = [(top, left) for top in starts for left in starts]
     hidden = np.repeat(digits[:, None], len(squares), axis=1)
     for i, (top, left) in enumerate(squares):
-        hidden[:, i, top : top + PATCH, left : left + PATCH] = 0
+        hidden[:, i, top : top + patch, left : left + patch] = 0
     before = _class_probability(predictor, digits, classes)
     inked = (hidden != digits[:, None]).any(axis=(2, 3))  # (N, squares): those hiding some ink; the rest change nothing
     drops = np.zeros(inked.shape, np.float32)
@@ -43,8 +42,8 @@ def occlusion(predictor: Predictor, digits: np.ndarray, classes: np.ndarray) -> 
     )
     total, cover = np.zeros((len(digits), 28, 28)), np.zeros((28, 28))
     for i, (top, left) in enumerate(squares):
-        total[:, top : top + PATCH, left : left + PATCH] += drops[:, i, None, None]
-        cover[top : top + PATCH, left : left + PATCH] += 1
+        total[:, top : top + patch, left : left + patch] += drops[:, i, None, None]
+        cover[top : top + patch, left : left + patch] += 1
     return _unit(np.clip(total / cover, 0, None))
 
 
@@ -82,17 +81,19 @@ def _grad_cam(network, digits: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return _unit(tf.image.resize(cam, (28, 28)).numpy()[..., 0])
 
 
-def deletion_curve(predictor: Predictor, digits: np.ndarray, classes: np.ndarray, maps: np.ndarray) -> np.ndarray:
+def deletion_curve(
+    predictor: Predictor, digits: np.ndarray, classes: np.ndarray, maps: np.ndarray, steps: int
+) -> np.ndarray:
     """The mean probability of `classes` as each digit's ink is hidden, most salient on `maps` first:
-    STEPS + 1 points, from nothing hidden to all of it."""
-    hidden = np.repeat(digits[:, None], STEPS + 1, axis=1)
+    `steps` + 1 points, from nothing hidden to all of it."""
+    hidden = np.repeat(digits[:, None], steps + 1, axis=1)
     for i, (digit, saliency) in enumerate(zip(digits, maps, strict=True)):
         ink = np.flatnonzero(digit)
         order = ink[np.argsort(-saliency.ravel()[ink], kind="stable")]
-        for step in range(1, STEPS + 1):
-            hidden[i, step].ravel()[order[: round(step / STEPS * len(order))]] = 0
-    probabilities = _class_probability(predictor, hidden.reshape(-1, 28, 28), np.repeat(classes, STEPS + 1))
-    return probabilities.reshape(len(digits), STEPS + 1).mean(axis=0)
+        for step in range(1, steps + 1):
+            hidden[i, step].ravel()[order[: round(step / steps * len(order))]] = 0
+    probabilities = _class_probability(predictor, hidden.reshape(-1, 28, 28), np.repeat(classes, steps + 1))
+    return probabilities.reshape(len(digits), steps + 1).mean(axis=0)
 
 
 def deletion_auc(curve: np.ndarray) -> float:
@@ -101,13 +102,14 @@ def deletion_auc(curve: np.ndarray) -> float:
 
 
 def deletion_test(
-    predictor: Predictor, digits: np.ndarray, classes: np.ndarray, maps: dict[str, np.ndarray], seed: int
+    predictor: Predictor, digits: np.ndarray, classes: np.ndarray, maps: dict[str, np.ndarray], seed: int, steps: int
 ) -> dict:
     """For each map (by name) and for a random order (seeded), the area under the deletion curve of
     `classes` (the digits as read); and their mean probability before anything is hidden."""
     random_maps = np.random.default_rng(seed).random(digits.shape)
     curves = {
-        name: deletion_curve(predictor, digits, classes, m) for name, m in (maps | {"random": random_maps}).items()
+        name: deletion_curve(predictor, digits, classes, m, steps)
+        for name, m in (maps | {"random": random_maps}).items()
     }
     return {"images": len(digits), "start_probability": float(curves["random"][0])} | {
         f"{name}_deletion_auc": deletion_auc(curve) for name, curve in curves.items()

@@ -15,12 +15,18 @@ from onnxruntime import quantization
 
 from pipeline.infra.params import Params
 
+# Calibration images per ONNX Runtime run: the ranges (each tensor's minimum and maximum over every
+# image) do not depend on it; 100 a run calibrated four times faster than 1,000.
+CALIBRATION_BATCH = 100
+
 
 def export(model: keras.Model, fp32: Path, int8: Path, calibration: np.ndarray, params: Params) -> None:
     """Write `model` as ONNX to `fp32` (opset `export.opset`) and its int8 quantization to `int8`,
     calibrated on the first `export.int8_calibration_images` of `calibration`."""
-    model.export(str(fp32), format="onnx", opset_version=params.export.opset, verbose=False)
-    quantize(fp32, int8, calibration[: params.export.int8_calibration_images])
+    settings = params.export
+    model.export(str(fp32), format="onnx", opset_version=settings.opset, verbose=False)
+    images = calibration[: settings.int8_calibration_images]
+    quantize(fp32, int8, images, settings.int8_per_channel, settings.int8_reduce_range)
 
 
 class _Calibration(quantization.CalibrationDataReader):
@@ -35,13 +41,12 @@ class _Calibration(quantization.CalibrationDataReader):
         return next(self._batches, None)
 
 
-def quantize(fp32: Path, int8: Path, calibration: np.ndarray, batch_size: int = 100) -> None:
+def quantize(fp32: Path, int8: Path, calibration: np.ndarray, per_channel: bool, reduce_range: bool) -> None:
     """Write to `int8` the static int8 quantization of the ONNX model `fp32`, its activation ranges
-    calibrated on `calibration` images, `batch_size` at a time (the ranges do not depend on it; 100 a
-    batch calibrated four times faster than 1,000).  QDQ format, int8 weights per output channel in 7
-    bits (`reduce_range`: x86 CPUs without VNNI multiply uint8 by int8 in 16-bit sums that 8-bit weights
-    can overflow; chosen on the validation split), uint8 activations; the softmax stays float, so
-    probabilities keep their precision."""
+    calibrated on `calibration` images.  QDQ format, int8 weights (`per_channel`: a scale per output
+    channel; `reduce_range`: in 7 bits, as x86 CPUs without VNNI multiply uint8 by int8 in 16-bit sums
+    that 8-bit weights can overflow; both chosen on the validation split), uint8 activations; the
+    softmax stays float, so probabilities keep their precision."""
     with tempfile.TemporaryDirectory() as folder:
         prepared = Path(folder, "prepared.onnx")  # shapes inferred and graph optimized, as ORT advises
         quantization.quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)  # ONNX's own suffices
@@ -50,10 +55,10 @@ def quantize(fp32: Path, int8: Path, calibration: np.ndarray, batch_size: int = 
         quantization.quantize_static(
             prepared,
             int8,
-            _Calibration(source.name, calibration, batch_size),
+            _Calibration(source.name, calibration, CALIBRATION_BATCH),
             quant_format=quantization.QuantFormat.QDQ,
-            per_channel=True,
-            reduce_range=True,
+            per_channel=per_channel,
+            reduce_range=reduce_range,
             activation_type=quantization.QuantType.QUInt8,
             weight_type=quantization.QuantType.QInt8,
             nodes_to_exclude=[node.name for node in graph.node if node.op_type == "Softmax"],

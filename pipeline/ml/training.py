@@ -172,7 +172,8 @@ def _learning_rate(params: TrainParams, steps: int) -> float | keras.optimizers.
 def _schedule_callbacks(params: TrainParams, images: np.ndarray) -> list[keras.callbacks.Callback]:
     callbacks = []
     if params.ema_momentum > 0:  # validate, keep and report the averaged weights (swapped in before the others run)
-        callbacks.append(WeightAverage(params.ema_momentum, images))
+        statistics = images[: params.ema_statistics_images]
+        callbacks.append(WeightAverage(params.ema_momentum, statistics, params.ema_statistics_batch_size))
     if params.early_stopping_patience > 0:  # val_loss: continuous, where val_accuracy moves in steps and ties
         callbacks.append(
             keras.callbacks.EarlyStopping(

@@ -6,8 +6,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-STATISTICS_IMAGES = 4096  # training images that set the averaged weights' BatchNorm statistics
-
 
 class WeightAverage(keras.callbacks.Callback):
     """Keeps a bias-corrected moving average of the weights; validation and early stopping see it.
@@ -20,14 +18,16 @@ class WeightAverage(keras.callbacks.Callback):
     restores it; the running weights and statistics are copied back, exactly, before training goes on.
     """
 
-    def __init__(self, momentum: float, images: np.ndarray) -> None:
+    def __init__(self, momentum: float, images: np.ndarray, batch_size: int) -> None:
+        """`images`: the training images whose batch statistics, `batch_size` at a time, become the
+        average's BatchNorm statistics."""
         super().__init__()
-        self.momentum, self.images = momentum, images[:STATISTICS_IMAGES]
+        self.momentum, self.images, self.batch_size = momentum, images, batch_size
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self._steps, self._running = 0, None
         self._average = [keras.Variable(w, trainable=False) for w in self.model.trainable_weights]
-        self._batch_statistics = BatchStatistics(self.model, self.images)
+        self._batch_statistics = BatchStatistics(self.model, self.images, self.batch_size)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self._steps += 1
@@ -55,7 +55,7 @@ class BatchStatistics:
     `images`, as the model infers (no augmentation, no dropout, so no random draw): SWA's BatchNorm
     update (Izmailov et al. 2018).  Calling it on a model without BatchNorm does nothing."""
 
-    def __init__(self, model: keras.Sequential, images: np.ndarray, batch_size: int = 512) -> None:
+    def __init__(self, model: keras.Sequential, images: np.ndarray, batch_size: int) -> None:
         self.layers = model.layers
         self.norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
         self.statistics = [variable for norm in self.norms for variable in (norm.moving_mean, norm.moving_variance)]

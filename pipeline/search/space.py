@@ -19,7 +19,8 @@ from pydantic import Field, model_validator
 
 from pipeline import PipelineError, one_line
 from pipeline.infra import tracking
-from pipeline.infra.params import Params, Section, Value, validate, with_overrides
+from pipeline.infra.overrides import with_overrides
+from pipeline.infra.params import Params, Section, Value, validate
 from pipeline.infra.yaml_files import read_yaml
 from pipeline.search.handover import PrunerSettings
 

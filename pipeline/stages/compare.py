@@ -19,6 +19,7 @@ from scipy.stats import binomtest
 from pipeline import PipelineError
 from pipeline.infra import paths
 from pipeline.infra.files import atomic_write, save_json
+from pipeline.infra.params import load_params
 from pipeline.report import plots
 
 log = logging.getLogger(__name__)
@@ -52,18 +53,18 @@ def comparison_table(cnn: dict, baseline: dict, test_images: int) -> pd.DataFram
     return pd.DataFrame({name: [row(cnn), row(baseline)] for name, row in rows.items()}, index=["CNN", "baseline"]).T
 
 
-def report(table: pd.DataFrame, test: dict) -> str:
-    """reports/comparison.md: the table and what McNemar's test says."""
+def report(table: pd.DataFrame, test: dict, alpha: float) -> str:
+    """reports/comparison.md: the table and what McNemar's test says at level `alpha`."""
     lines = ["# CNN vs logistic-regression baseline", "", "| | CNN | baseline |", "| --- | ---: | ---: |"]
     lines += [f"| {name} | {_cell(row['CNN'])} | {_cell(row['baseline'])} |" for name, row in table.iterrows()]
     p_value = test["mcnemar_p_value"]
-    verdict = "a real difference" if p_value < 0.05 else "no evidence of a difference"
+    verdict = "a real difference" if p_value < alpha else "no evidence of a difference"
     lines += [
         "",
         (
             f"On the same test images, {test['only_cnn_right']} are right only for the CNN and "
             f"{test['only_baseline_right']} only for the baseline. McNemar's exact test: "
-            f"p {'< 1e-300' if p_value == 0 else f'= {p_value:.3g}'}, {verdict} at the 5% level."
+            f"p {'< 1e-300' if p_value == 0 else f'= {p_value:.3g}'}, {verdict} at the {alpha * 100:g}% level."
         ),
     ]
     return "\n".join(lines) + "\n"
@@ -74,6 +75,7 @@ def _cell(value: float) -> str:
 
 
 def main() -> None:
+    params = load_params().compare
     cnn_predictions, baseline_predictions = pd.read_csv(paths.CNN_PREDICTIONS), pd.read_csv(paths.BASELINE_PREDICTIONS)
     if not cnn_predictions["actual"].equals(baseline_predictions["actual"]):
         raise PipelineError(
@@ -97,7 +99,7 @@ def main() -> None:
 
     save_json(paths.COMPARE_METRICS, metrics)
     with atomic_write(paths.COMPARISON_REPORT) as tmp:
-        tmp.write_text(report(table, test))
+        tmp.write_text(report(table, test, params.alpha))
     per_class = table.loc[[name for name in table.index if name.startswith("accuracy on")]]
     plots.save(plots.comparison(100 - per_class.rename(index=lambda name: name.split()[2])), paths.COMPARISON_PLOT)
     log.info(

@@ -22,7 +22,7 @@ from sklearn.metrics import classification_report
 
 from pipeline.infra import paths
 from pipeline.infra.files import atomic_write, save_json, save_npz
-from pipeline.infra.params import load_params
+from pipeline.infra.params import EvaluateParams, load_params
 from pipeline.ml import explain, training
 from pipeline.ml.predictors import keras_predictor
 from pipeline.ml.scoring import classification_metrics, save_predictions, timed_predictions
@@ -30,7 +30,6 @@ from pipeline.report import plots
 
 log = logging.getLogger(__name__)
 FIGURES = (paths.CONFUSION_PLOT, paths.MISCLASSIFIED_PLOT, paths.SAMPLES_PLOT, paths.CURVES_PLOT)
-EXPLAINED = 8  # misclassified digits shown with their maps
 
 
 def figures(images: np.ndarray, table: pd.DataFrame, history: pd.DataFrame, kept_epoch: int, grid_size: int) -> dict:
@@ -55,14 +54,15 @@ def figures(images: np.ndarray, table: pd.DataFrame, history: pd.DataFrame, kept
     }
 
 
-def explained_mistakes(model, images: np.ndarray, table: pd.DataFrame) -> Figure:  # model: keras.Model
-    """The most confident mistakes, each with its Grad-CAM and occlusion maps for the digit read."""
-    wrong = most_confident_mistakes(table, EXPLAINED)
+def explained_mistakes(model, images: np.ndarray, table: pd.DataFrame, params: EvaluateParams) -> Figure:
+    """The `explained_mistakes` most confident mistakes, each with its Grad-CAM and occlusion maps for
+    the digit read (`model`: the Keras model)."""
+    wrong = most_confident_mistakes(table, params.explained_mistakes)
     digits, classes = images[wrong.index], wrong.predicted.to_numpy()
-    maps = {
-        "Grad-CAM": explain.grad_cam(model, digits, classes),
-        "occlusion": explain.occlusion(keras_predictor(model), digits, classes),
-    }
+    occluded = explain.occlusion(
+        keras_predictor(model), digits, classes, params.occlusion_patch, params.occlusion_stride
+    )
+    maps = {"Grad-CAM": explain.grad_cam(model, digits, classes), "occlusion": occluded}
     captions = [f"true {r.actual}, read {r.predicted} ({r.confidence:.0%})" for r in wrong.itertuples()]
     return plots.saliency_rows(digits, maps, captions, "Misclassified test digits: where the model looked")
 
@@ -72,15 +72,15 @@ def most_confident_mistakes(table: pd.DataFrame, count: int) -> pd.DataFrame:
     return table[table.actual != table.predicted].sort_values("confidence", ascending=False).head(count)
 
 
-def deletion_test(model, digits: np.ndarray, classes: np.ndarray) -> dict:
+def deletion_test(model, digits: np.ndarray, classes: np.ndarray, params: EvaluateParams) -> dict:
     """The deletion test of occlusion's and Grad-CAM's maps for `classes` (those read) against a
     random order, on `digits`."""
     predictor = keras_predictor(model)
     maps = {
-        "occlusion": explain.occlusion(predictor, digits, classes),
+        "occlusion": explain.occlusion(predictor, digits, classes, params.occlusion_patch, params.occlusion_stride),
         "grad_cam": explain.grad_cam(model, digits, classes),
     }
-    return explain.deletion_test(predictor, digits, classes, maps, seed=0)
+    return explain.deletion_test(predictor, digits, classes, maps, params.explain_seed, params.deletion_steps)
 
 
 def headline(test: dict, validation: dict) -> dict:
@@ -110,12 +110,14 @@ def main() -> None:
     with atomic_write(paths.CLASSIFICATION_REPORT) as tmp:
         tmp.write_text(classification_report(actual, table.predicted, digits=4, zero_division=0))
     explained = table.head(params.explain_images)
-    save_json(paths.EXPLAIN_METRICS, deletion_test(model, images[explained.index], explained.predicted.to_numpy()))
+    save_json(
+        paths.EXPLAIN_METRICS, deletion_test(model, images[explained.index], explained.predicted.to_numpy(), params)
+    )
     kept_epoch = json.loads(paths.TRAIN_METRICS.read_text())["kept_epoch"]
     history = pd.read_csv(paths.HISTORY)
     for path, figure in figures(images, table, history, kept_epoch, params.grid_size).items():
         plots.save(figure, path)
-    plots.save(explained_mistakes(model, images, table), paths.EXPLAINED_PLOT)
+    plots.save(explained_mistakes(model, images, table, params), paths.EXPLAINED_PLOT)
 
     log.info(
         "test accuracy %.4f, loss %.4f, macro F1 %.4f (validation accuracy %.4f); %s images/s, latency %s ms",

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from pipeline.commands.draw import make_server
+from pipeline.infra.params import load_params
 from pipeline.reading.models import load_predictor
 from pipeline.reading.numbers import load_touching
 
@@ -27,9 +28,8 @@ STROKES = {  # pen paths on the left 280x280 of the pad, as a person draws these
 
 @pytest.fixture(scope="module")
 def page_url(digit_model):
-    server = make_server(
-        load_predictor(digit_model.onnx_path), load_touching(digit_model.touching_path), "127.0.0.1", 0
-    )
+    detector = load_touching(digit_model.touching_path)
+    server = make_server(load_predictor(digit_model.onnx_path), detector, load_params().evaluate, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"

@@ -15,6 +15,7 @@ import pytest
 from pipeline import PipelineError, environment
 from pipeline.commands.draw import make_server
 from pipeline.infra.files import atomic_write, load_npz
+from pipeline.infra.params import load_params
 from pipeline.reading.models import load_predictor
 from tests.mnist_files import REPO
 from tests.servers import free_port, listening_addresses, wait_until_up
@@ -42,9 +43,7 @@ def test_the_draw_page_listens_on_this_machine_only_by_default(digit_model, tmp_
     port, log = free_port(), tmp_path / "draw.log"
     command = [sys.executable, "-m", "pipeline", "draw", "--port", str(port), "--model", str(digit_model.keras_path)]
     with open(log, "w") as output:
-        process = subprocess.Popen(
-            command, cwd=tmp_path, env=environment(PYTHONPATH=str(REPO)), stdout=output, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen(command, cwd=REPO, env=environment(), stdout=output, stderr=subprocess.STDOUT)
     try:
         wait_until_up(f"http://127.0.0.1:{port}/", process, log)
         assert listening_addresses(port) == {"127.0.0.1"}
@@ -54,7 +53,7 @@ def test_the_draw_page_listens_on_this_machine_only_by_default(digit_model, tmp_
 
 
 def test_draw_server_binds_loopback_by_default():
-    server = make_server(lambda images: np.full((len(images), 10), 0.1), None, port=0)
+    server = make_server(lambda images: np.full((len(images), 10), 0.1), None, load_params().evaluate, port=0)
     try:
         assert server.server_address[0] == "127.0.0.1"
     finally:

@@ -50,7 +50,9 @@ def test_table_and_report():
     assert table.loc["test accuracy (%)"].tolist() == pytest.approx([99.5, 92.57])
     assert table.loc["errors (of 10,000)"].tolist() == [50, 743]
     assert table.loc["accuracy on 3 (%)"].tolist() == pytest.approx([98, 90])
-    text = stage.report(table, stage.mcnemar(*paired(10, 2)))
+    text = stage.report(table, stage.mcnemar(*paired(10, 2)), alpha=0.05)
     assert "| errors (of 10,000) | 50 | 743 |" in text
     assert "10 are right only for the CNN and 2 only for the baseline" in text
     assert "p = 0.0386, a real difference at the 5% level" in text
+    stricter = stage.report(table, stage.mcnemar(*paired(10, 2)), alpha=0.01)  # compare.alpha decides
+    assert "p = 0.0386, no evidence of a difference at the 1% level" in stricter

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optuna
 
-from pipeline.infra.params import with_overrides
+from pipeline.infra.overrides import with_overrides
 from pipeline.ml import training
 from pipeline.search.trials import TrialReporter
 from pipeline.stages import train as stage
