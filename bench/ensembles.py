@@ -1,7 +1,7 @@
 """Which ensemble for `best`: a pool of one recipe's members, ensembled on the validation split only.
 
     python bench/ensembles.py --preset default --members 12 --out bench/ensembles-default.json
-    python bench/ensembles.py --preset default --set train.epochs=15 --members 8 --out bench/ensembles-15.json
+    python bench/ensembles.py --preset default --set train.epochs=12 --members 6 --out bench/ensembles-default-12-epochs.json
     python bench/ensembles.py --preset default --set model.arch=deotte --members 3 --pair-set model.arch=default --out x.json
 
 Each member is a single model of the preset's recipe (with the `--set` overrides) on its own seed,

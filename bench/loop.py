@@ -1,4 +1,4 @@
-"""The experiment loop's budget (DESIGN.md §12), timed on a fresh clone: `make bench-loop`.
+"""The experiment loop's budgets (docs/performance.md, "Time outside training"), timed on a fresh clone: `make bench-loop`.
 
 (a) `dvc repro` on a fresh clone of the checkout (its committed files plus uncommitted edits and
 untracked ones, no DVC cache, no MLflow store), against the CNN's training seconds;

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 import typing
 
 import keras
@@ -43,6 +45,12 @@ def test_presets_have_the_seeds_parameter_counts(arch):
     count = models.build(arch, NO_AUGMENT).count_params()
     assert count == exact
     assert abs(count - published) / published < 0.025
+
+
+@pytest.mark.parametrize("arch", models.ARCHITECTURES)
+def test_a_parameter_count_in_an_architecture_s_docstring_is_its_own(arch):
+    stated = re.findall(r"([\d,]+) parameters", inspect.getdoc(models.ARCHITECTURES[arch]) or "")
+    assert [int(n.replace(",", "")) for n in stated] in ([], [models.build(arch, NO_AUGMENT).count_params()])
 
 
 def test_augmentation_distorts_in_training_only():

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import statistics
 import subprocess
+import sys
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+import yaml
 
 from pipeline import environment
 from tests.mnist_files import REPO
@@ -96,6 +99,8 @@ def test_the_stage_graph_is_dvc_dag_s():
         ["dvc", "dag", "--mermaid"], cwd=REPO, env=environment(), capture_output=True, text=True, check=True
     ).stdout
     assert f"```mermaid\n{graph.strip()}\n```" in README
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert f" in {len(stages)} DVC stages" in README
 
 
 def test_the_readme_is_short_and_its_links_lead_somewhere():
@@ -124,3 +129,46 @@ def readme_commands(heading: str) -> list[str]:
     """The commands of the first bash block under `heading`, comments left out."""
     block = README.split(f"\n{heading}\n", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
     return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def troubleshooting_symptoms() -> list[str]:
+    """The first cell's quoted message of each row of README's troubleshooting table."""
+    table = README.split("## Troubleshooting", 1)[1].split("\n## ", 1)[0]
+    return [m.group(2) for line in table.splitlines() if (m := re.match(r"\| (``?)(.+?)\1[ |]", line))]
+
+
+def program_says(folder, command: str, **env: str) -> str:
+    """The last line `python -m pipeline <command>` writes to stderr, run in `folder` (its own params.yaml)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", command],
+        cwd=folder,
+        env=environment(PYTHONPATH=str(REPO), **env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_the_troubleshooting_table_quotes_the_program_s_own_words(tmp_path, repo_params):
+    """Each `error: ...` the table lists is produced here, by its own code path (`...`: what varies)."""
+    repo_params["data"] |= {"cache_dir": "cache", "timeout_s": 5}
+    for source in repo_params["data"]["sources"]:  # the default sources, by name, with no network
+        source |= {"url": "http://127.0.0.1:9/", "wheel": None, "find_links": None}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(repo_params, sort_keys=False))
+    store = tmp_path / "mlflow.db"
+    said = [program_says(tmp_path, "download"), program_says(tmp_path, "promote")]  # promote: dvc.lock missing
+    holder = sqlite3.connect(store, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process writes the store for longer than a stage waits
+    try:
+        said.append(program_says(tmp_path, "promote"))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    said.append(program_says(tmp_path, "serve", MLFLOW_TRACKING_URI=f"sqlite:///{store}"))
+    quoted = [symptom for symptom in troubleshooting_symptoms() if symptom.startswith("error: ")]
+    patterns = {symptom: re.escape(symptom).replace(re.escape("..."), ".+") for symptom in quoted}
+    unmatched = [line for line in said[:1] + said[2:] if not any(re.fullmatch(p, line) for p in patterns.values())]
+    assert not unmatched, f"README's troubleshooting does not quote these as the program writes them: {unmatched}"
+    assert all(any(re.fullmatch(p, line) for line in said) for p in patterns.values()), quoted

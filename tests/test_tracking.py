@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -97,6 +98,10 @@ def test_the_cnn_s_figures_then_its_curves_are_the_first_chart_groups():
         "CNN/val_loss",
     ]
     assert sections.index("baseline") > max(i for i, section in enumerate(sections) if section.startswith("CNN"))
+    documented = set(re.findall(r"`([\w/*]+)`", (REPO / "docs/tracking.md").read_text()))
+    wildcards = {name[:-1] for name in documented if name.endswith("/*")}  # `speed/*`: speed/train, speed/export ...
+    omitted = {s for s in sections if s not in documented and not any(s.startswith(w) for w in wildcards)}
+    assert not omitted, "docs/tracking.md omits chart groups"
 
 
 def test_runs_of_dead_processes_are_marked_killed(dvc_root):

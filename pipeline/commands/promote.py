@@ -95,8 +95,8 @@ def rank_versions(candidates: list[Candidate], val_split: str) -> tuple[list[Can
 
 def main() -> None:
     params = load_params().mlflow
-    val_split = current_val_split()
     experiment_id = tracking.use_experiment(params.experiment)
+    val_split = current_val_split()
     ranking, apart = rank_versions(evaluated_versions(params.cnn_model_name, experiment_id), val_split)
     if not ranking:
         raise PipelineError(

@@ -3,7 +3,7 @@ schema before any experiment, and the Optuna sampler it names.
 
 Every key of `fixed` and `space` is a params.yaml key; each fixed value, range end and choice must
 be a value params.yaml accepts there, so a search never queues an experiment that would fail on its
-params.  The objective is a validation metric of the metrics files, never a test one (DESIGN.md §9).
+params.  The objective is a validation metric of the metrics files, never a test one: the test set chooses nothing.
 """
 
 from __future__ import annotations
