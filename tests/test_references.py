@@ -9,7 +9,6 @@ import io
 import re
 import subprocess
 import tokenize
-from pathlib import Path
 
 import pytest
 
