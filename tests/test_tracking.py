@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
+import time
 from pathlib import Path
 
 import mlflow
@@ -13,7 +12,7 @@ import pandas as pd
 import pytest
 
 from pipeline import PipelineError
-from pipeline.infra import metric_names, paths, tracking
+from pipeline.infra import heartbeat, metric_names, paths, tracking
 from pipeline.infra.params import load_params
 from pipeline.stages import record
 from tests.mnist_files import REPO
@@ -50,12 +49,7 @@ def test_tags_name_the_role_the_commit_and_the_experiment(dvc_root, tmp_path, mo
     assert len(tags["git_commit"]) == 40 and tags["mlflow.source.git.commit"] == tags["git_commit"]
     assert tracking.run_name() == "sappy-fern" and tracking.run_name("cnn") == "sappy-fern-cnn"
     monkeypatch.chdir(tmp_path)  # no git repository here
-    assert tracking.run_tags("pipeline") == {
-        "pipeline.role": "pipeline",
-        "dvc_exp_name": "sappy-fern",
-        "pipeline.host": socket.gethostname(),
-        "pipeline.pid": str(os.getpid()),
-    }
+    assert tracking.run_tags("pipeline") == {"pipeline.role": "pipeline", "dvc_exp_name": "sappy-fern"}
 
 
 def test_outside_an_experiment_the_run_is_named_after_the_commit(monkeypatch):
@@ -104,23 +98,41 @@ def test_the_cnn_s_figures_then_its_curves_are_the_first_chart_groups():
     assert not omitted, "docs/tracking.md omits chart groups"
 
 
-def test_runs_of_dead_processes_are_marked_killed(dvc_root):
+def test_runs_that_stopped_beating_are_marked_killed_whatever_their_host(dvc_root):
+    dvc_root.mkdir()
+    experiment_id = tracking.use_experiment("e")
+    client = mlflow.MlflowClient()
+    stale = f"{time.time() - heartbeat.STALE_AFTER_S - 5:.0f}"
+    runs = {
+        "beating": client.create_run(experiment_id, tags=heartbeat.beat_tags()),
+        "silent": client.create_run(experiment_id, tags={heartbeat.HEARTBEAT_TAG: stale}),
+        "silent, another host's": client.create_run(experiment_id, tags={heartbeat.HEARTBEAT_TAG: stale, "h": "x"}),
+        "never beat, just started": client.create_run(experiment_id),
+    }
+    killed = tracking.close_dead_runs(experiment_id)
+    assert sorted(killed) == sorted(runs[name].info.run_id for name in ("silent", "silent, another host's"))
+    statuses = {name: client.get_run(run.info.run_id).info.status for name, run in runs.items()}
+    assert statuses == {
+        "beating": "RUNNING",
+        "silent": "KILLED",
+        "silent, another host's": "KILLED",
+        "never beat, just started": "RUNNING",
+    }
+    late = time.time() + heartbeat.STALE_AFTER_S + 1  # judged later, a run that never beat is judged by its start
+    assert heartbeat.is_stale({}, runs["never beat, just started"].info.start_time, now=late)
+
+
+def test_a_run_beats_while_its_stage_holds_it_open(dvc_root):
     dvc_root.mkdir()
     tracking.use_experiment("e")
-    alive = mlflow.start_run(tags=tracking.process_tags())  # this process: alive
-    dead = mlflow.MlflowClient().create_run(
-        alive.info.experiment_id, tags=tracking.process_tags() | {"pipeline.pid": "999999999"}
-    )
-    elsewhere = mlflow.MlflowClient().create_run(
-        alive.info.experiment_id, tags={"pipeline.host": "another-host", "pipeline.pid": "999999999"}
-    )
-    assert tracking.close_dead_runs(alive.info.experiment_id) == [dead.info.run_id]
-    statuses = {
-        run_id: mlflow.get_run(run_id).info.status
-        for run_id in (alive.info.run_id, dead.info.run_id, elsewhere.info.run_id)
-    }
-    assert statuses == {alive.info.run_id: "RUNNING", dead.info.run_id: "KILLED", elsewhere.info.run_id: "RUNNING"}
-    mlflow.end_run()
+    client = mlflow.MlflowClient()
+    with mlflow.start_run(tags={heartbeat.HEARTBEAT_TAG: "0"}) as run, heartbeat.Heartbeat(run.info.run_id, 0.05):
+        deadline = time.monotonic() + 30
+        while client.get_run(run.info.run_id).data.tags[heartbeat.HEARTBEAT_TAG] == "0":
+            assert time.monotonic() < deadline, "no beat"
+    beaten = client.get_run(run.info.run_id).data.tags[heartbeat.HEARTBEAT_TAG]
+    assert abs(float(beaten) - time.time()) < 30
+    assert tracking.close_dead_runs(run.info.experiment_id) == []
 
 
 def test_params_are_flattened_with_dotted_keys():

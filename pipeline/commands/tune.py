@@ -35,6 +35,7 @@ import sqlalchemy
 
 from pipeline import PipelineError, one_line
 from pipeline.infra import paths, tracking
+from pipeline.infra.heartbeat import Heartbeat
 from pipeline.infra.params import load_params
 from pipeline.search.driver import Search
 from pipeline.search.dvc_queue import Queue
@@ -89,8 +90,12 @@ def main(file: Path = SEARCH_FILE, jobs: int = 1) -> None:
         driver.summarize()
         mlflow.MlflowClient().set_terminated(run_id, status)
 
+    def work() -> None:
+        with Heartbeat(run_id):  # the study run is alive while the search runs
+            driver.run(jobs)
+
     try:
-        run_then_close(lambda: driver.run(jobs), driver.cancel_all, close)
+        run_then_close(work, driver.cancel_all, close)
     except KeyboardInterrupt:
         raise PipelineError(f"interrupted: its trials were stopped; rerun to continue study {search.study}") from None
     print(outcome(driver))

@@ -9,9 +9,9 @@ from DVC_ROOT when DVC runs the stage: `dvc exp run --queue/--temp` executes in 
 .dvc/tmp/exps, where a relative path would lose the run.
 
 A store that cannot be used (a tracking server that is down, a locked or read-only database) stops
-a stage in one line before any work.  Runs record the process and host that hold them open, so a
-run whose process was killed (SIGKILL, power loss) is marked KILLED by the next stage on that host
-instead of showing as running forever.
+a stage in one line before any work.  A run beats while its process holds it open
+(`pipeline.infra.heartbeat`), so a run whose process was killed (SIGKILL, power loss) is marked
+KILLED by the next stage, on any machine, instead of showing as running forever.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import fcntl
 import logging
 import os
 import re
-import socket
 import subprocess
 import warnings
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline import PipelineError, one_line
 from pipeline.adapters import mlflow_rest
+from pipeline.infra import heartbeat
 from pipeline.infra.files import content_digest, save_json
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,6 @@ EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 # asks before any work, so this bounds how long a dead server holds it (not data.timeout_s, which
 # bounds each download operation).  It changes no result.
 SERVER_TIMEOUT_S = 10
-HOST_TAG, PID_TAG = "pipeline.host", "pipeline.pid"
 ROLE_TAG, EXPERIMENT_TAG = "pipeline.role", "dvc_exp_name"
 
 
@@ -89,12 +88,16 @@ def use_experiment(name: str) -> str:
     return experiment_id
 
 
-def start_run(run_name: str, tags: dict[str, str]) -> mlflow.ActiveRun:
-    """mlflow.start_run, failing in one line (before any work) when the store refuses the new run."""
+@contextlib.contextmanager
+def start_run(run_name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
+    """mlflow.start_run as a context, beating while open; failing in one line (before any work) when
+    the store refuses the new run."""
     try:
-        return mlflow.start_run(run_name=run_name, tags=tags)
+        active = mlflow.start_run(run_name=run_name, tags=tags | heartbeat.beat_tags())
     except (MlflowException, SQLAlchemyError, OSError) as error:
         raise _store_error(error) from None
+    with active, heartbeat.Heartbeat(active.info.run_id):
+        yield active
 
 
 def _store_error(error: Exception) -> PipelineError:
@@ -134,35 +137,15 @@ def _check_server(uri: str) -> None:
         )
 
 
-def process_tags() -> dict[str, str]:
-    """Tags naming the process that holds a run open (see close_dead_runs)."""
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
-
-
 def close_dead_runs(experiment_id: str) -> list[str]:
-    """Mark KILLED the experiment's runs still RUNNING whose process on this host is gone; return their ids."""
+    """Mark KILLED the experiment's runs still RUNNING whose heartbeat stopped; return their ids."""
     client = mlflow.MlflowClient()
-    running = client.search_runs(
-        [experiment_id], f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{socket.gethostname()}'"
-    )
-    dead = [run.info.run_id for run in running if not process_alive(int(run.data.tags.get(PID_TAG, 0)))]
+    running = client.search_runs([experiment_id], "attributes.status = 'RUNNING'")
+    dead = [run.info.run_id for run in running if heartbeat.is_stale(run.data.tags, run.info.start_time)]
     for run_id in dead:
         client.set_terminated(run_id, status="KILLED")
-        log.warning("MLflow run %s was left running by a process that died: marked KILLED", run_id)
+        log.warning("MLflow run %s stopped beating (its process died): marked KILLED", run_id)
     return dead
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process `pid` of this host is running."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 @contextlib.contextmanager
@@ -181,7 +164,7 @@ def git_commit() -> str | None:
 
 def run_tags(role: str) -> dict[str, str]:
     """Tags tying a run to its role (pipeline, cnn, baseline), its code and its DVC experiment."""
-    tags = {ROLE_TAG: role} | process_tags()
+    tags = {ROLE_TAG: role}
     if commit := git_commit():
         tags["git_commit"] = tags["mlflow.source.git.commit"] = commit
     if experiment := os.environ.get("DVC_EXP_NAME"):

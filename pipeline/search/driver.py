@@ -183,7 +183,7 @@ class Search:
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             attrs = trial.user_attrs
             here = {key: attrs.get(key) for key in ("host", "workspace")} == where()
-            if here and tracking.process_alive(attrs.get("pid", 0)):
+            if here and process_alive(attrs.get("pid", 0)):
                 continue
             if not here and time.time() - attrs.get("heartbeat", 0) < STALE_AFTER_S:
                 continue
@@ -234,3 +234,16 @@ def params_text(params: dict[str, Any]) -> str:
     return " ".join(
         f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in params.items()
     )
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this host is running."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True

@@ -18,7 +18,7 @@ import optuna
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
-from pipeline.infra import metric_names, tracking
+from pipeline.infra import heartbeat, metric_names, tracking
 from pipeline.search.space import SearchFile
 
 log = logging.getLogger(__name__)
@@ -37,13 +37,14 @@ def open_study_run(search: SearchFile, file: Path, experiment_id: str, jobs: int
         run = found[0]
         if run.info.status != "RUNNING":  # resumed: this process now holds it open
             client.update_run(run.info.run_id, status="RUNNING")
-            for key, value in tracking.process_tags().items():
+            for key, value in heartbeat.beat_tags().items():
                 client.set_tag(run.info.run_id, key, value)
     else:
         storage = search.storage_url()
         if "://" in storage:
             storage = sqlalchemy.engine.make_url(storage).render_as_string(hide_password=True)
-        tags = tracking.run_tags("study") | {"optuna.study": search.study, "optuna.storage": storage}
+        tags = tracking.run_tags("study") | heartbeat.beat_tags() | {"optuna.study": search.study}
+        tags["optuna.storage"] = storage
         run = client.create_run(experiment_id, run_name=search.study, tags=tags)
         settings = search.model_dump(exclude={"storage", "study"})  # space.<key>.low, fixed.<key>, ...
         client.log_batch(
