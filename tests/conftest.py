@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import functools
-import http.server
 import os
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,56 +18,14 @@ from tests.digits import font_mnist
 from tests.mnist_files import REPO, params_with
 from tests.reliability.checks import DATA_LOST
 from tests.repos import make_repo, run
+from tests.servers import serve_folder
 from tests.xdist_scheduling import scheduling
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder; /truncated/<file> promises the whole file but sends half of it; /trickle/ sends
-    a byte every 0.1 s for a minute, never slow enough for a per-operation timeout."""
-
-    def do_GET(self) -> None:
-        self.server.requests.append(self.path)
-        if self.path.startswith("/trickle/"):
-            return self._trickle()
-        if not self.path.startswith("/truncated/"):
-            return super().do_GET()
-        body = Path(self.directory, self.path.removeprefix("/truncated/")).read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body[: len(body) // 2])
-
-    def _trickle(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", "1000000")
-        self.end_headers()
-        with contextlib.suppress(OSError):  # the client gave up
-            for _ in range(600):
-                self.wfile.write(b" ")
-                self.wfile.flush()
-                time.sleep(0.1)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def _serve(root: Path) -> Iterator[tuple[Path, str, list[str]]]:
-    root.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
-    server.requests = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}", server.requests
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
 def http_server(tmp_path: Path) -> Iterator[tuple[Path, str, list[str]]]:
     """(folder served, its base URL on 127.0.0.1, the list of paths requested)."""
-    with _serve(tmp_path / "served") as served:
+    with serve_folder(tmp_path / "served") as served:
         yield served
 
 
@@ -84,7 +37,7 @@ def reproduced(tmp_path_factory) -> Iterator[SimpleNamespace]:
     place, since the MLflow store records its artifacts' absolute location.
     """
     folder = tmp_path_factory.mktemp("reproduced")
-    with _serve(folder / "served") as served:
+    with serve_folder(folder / "served") as served:
         path = make_repo(folder, served, yaml.safe_load((REPO / "params.yaml").read_text()))
         output = run(path, "dvc", "repro")
     run(path, "git", "add", "-A")
@@ -206,13 +159,14 @@ def browser():
 # The modules whose tests use the session's reproduced repo.  `make test` runs the suite on several
 # pytest-xdist workers but these modules on one, so the tiny `dvc repro` is made once.
 REPRODUCED_MODULES = ("tests/stages/test_pipeline.py", "tests/reliability/test_interrupted.py")
+TEAM = ("tests/test_team.py",)  # its server, repo and grid: module fixtures, built once
 
 
 # The longest units of work, started first so that none is left to run alone at the end: the
 # reproduced repo's tests (one unit), then the longest single tests.
 LONGEST_FIRST = (
     *REPRODUCED_MODULES,
-    "tests/test_team.py::test_a_team_shares_runs",
+    *TEAM,
     "tests/commands/test_tune.py::test_a_search_killed",
     "tests/test_bench.py::test_quick_bench",
     "tests/reliability/test_concurrency.py::test_ui_reads_while_a_run_writes",
@@ -236,8 +190,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook
 def pytest_xdist_make_scheduler(config: pytest.Config, log):  # log: xdist's Producer
-    """Each test is a unit of its own, except REPRODUCED_MODULES, which are one unit."""
-    return scheduling(config, log, REPRODUCED_MODULES)
+    """Each test is a unit of its own, except REPRODUCED_MODULES, which are one unit, and TEAM, another."""
+    return scheduling(config, log, (REPRODUCED_MODULES, TEAM))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # terminalreporter: pytest's TerminalReporter

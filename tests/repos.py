@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import yaml
 
 from pipeline import environment
 from pipeline.infra.checkout import copy_checkout
+from pipeline.search.dvc_queue import Queue
 from tests.mnist_files import REPO, repo_mnist, sha256, url_source, write_npz
 
 
@@ -71,24 +71,25 @@ def set_params(repo: Path, section: str, **values: Any) -> None:
 
 
 def wait_for_queue(repo: Path, timeout_s: float = 900) -> None:
-    """Poll `dvc queue status` until no task is queued or running; fail on a failed task or at the deadline.
+    """Poll DVC's queue (the search's own reading of it) until no task is queued or running; fail on a
+    failed task or at the deadline.
 
     Workers that stop while tasks are still queued are started again, the workaround DVC documents for
     treeverse/dvc#10562.  (`dvc exp run --run-all` would wait forever on a task lost to a worker race.)
     """
+    queue = Queue(jobs=2, root=repo)
     deadline = time.monotonic() + timeout_s
     idle_polls = 0
     while True:
-        status = run(repo, "dvc", "queue", "status").stdout
-        states = set(re.findall(r"\b(Queued|Running|Success|Failed)\s*$", status, re.MULTILINE))
-        workers = sum(map(int, re.search(r"Worker status: (\d+) active, (\d+) idle", status).groups()))
+        status = queue.status()
+        states = set(status.states.values())
         if "Failed" in states or time.monotonic() > deadline:
             worker_logs = "\n".join(p.read_text() for p in (repo / ".dvc/tmp/exps/celery").glob("*.out"))
             pytest.fail(f"the queue did not complete:\n{status}\nworker logs (tail):\n{worker_logs[-5000:]}")
-        if not states & {"Queued", "Running"}:
+        if not states & {"Queued", "Running", "Starting"}:
             return
-        idle_polls = idle_polls + 1 if "Queued" in states and workers == 0 else 0
+        idle_polls = idle_polls + 1 if "Queued" in states and status.workers == 0 else 0
         if idle_polls == 6:  # 30 s with work waiting and no worker: not one still starting
-            run(repo, "dvc", "queue", "start", "-j", "2")
+            queue.start()
             idle_polls = 0
         time.sleep(5)

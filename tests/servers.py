@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import ipaddress
 import json
 import os
@@ -10,9 +13,12 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -91,3 +97,47 @@ def assert_database_stopped(folder: Path, port: int) -> None:
     postmaster's lock file, which a running server holds, is gone."""
     assert listening_addresses(port) == set(), f"PostgreSQL still listening on port {port}"
     assert not (folder / "postgres" / "postmaster.pid").exists(), "PostgreSQL still running"
+
+
+class _FolderHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; /truncated/<file> promises the whole file but sends half of it; /trickle/ sends
+    a byte every 0.1 s for a minute, never slow enough for a per-operation timeout."""
+
+    def do_GET(self) -> None:
+        self.server.requests.append(self.path)
+        if self.path.startswith("/trickle/"):
+            return self._trickle()
+        if not self.path.startswith("/truncated/"):
+            return super().do_GET()
+        body = Path(self.directory, self.path.removeprefix("/truncated/")).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+
+    def _trickle(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", "1000000")
+        self.end_headers()
+        with contextlib.suppress(OSError):  # the client gave up
+            for _ in range(600):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.1)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve_folder(root: Path) -> Iterator[tuple[Path, str, list[str]]]:
+    """`root` (made here) served over HTTP on 127.0.0.1: (the folder, its base URL, the paths requested)."""
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_FolderHandler, directory=str(root)))
+    server.requests = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}", server.requests
+    server.shutdown()
+    server.server_close()

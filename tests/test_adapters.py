@@ -70,8 +70,10 @@ def test_mlflow_auth_lists_users_through_the_auth_route(status_server):
     assert any(host.startswith("localhost") for host in mlflow_auth.default_allowed_hosts())
 
 
-def test_xdist_scheduling_keeps_named_modules_together(pytestconfig, monkeypatch):
+def test_xdist_scheduling_keeps_each_group_of_modules_together_and_apart_from_the_others(pytestconfig, monkeypatch):
     monkeypatch.setattr(pytestconfig.option, "tx", ["2*popen"])
-    scheduler = scheduling(pytestconfig, None, ("tests/a.py",))
-    assert scheduler._split_scope("tests/a.py::test_one") == scheduler._split_scope("tests/a.py::test_two")
-    assert scheduler._split_scope("tests/b.py::test_one") == "tests/b.py::test_one"
+    scheduler = scheduling(pytestconfig, None, (("tests/a.py", "tests/b.py"), ("tests/c.py",)))
+    units = {node: scheduler._split_scope(node) for node in ("a.py::one", "b.py::two", "c.py::one", "c.py::two")}
+    units = {node: scheduler._split_scope(f"tests/{node}") for node in units}
+    assert units["a.py::one"] == units["b.py::two"] != units["c.py::one"] == units["c.py::two"]
+    assert scheduler._split_scope("tests/d.py::test_one") == "tests/d.py::test_one"

@@ -122,6 +122,7 @@ INTERNALS = {
     r"mlflow\.utils\.(credentials|rest_utils)": "pipeline/adapters/mlflow_rest.py",
     r"mlflow\.server\.(auth\.routes|security_utils)": "pipeline/adapters/mlflow_auth.py",
     r"\b_split_scope\b": "tests/xdist_scheduling.py",
+    r"\.dvc/tmp/exps/run": "pipeline/adapters/dvc_executors.py",
 }
 
 

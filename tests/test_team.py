@@ -1,11 +1,15 @@
 """A team's setup, for real: a throwaway PostgreSQL cluster and MLflow server (`python -m pipeline
 server`), a tiny `dvc repro` and a queued grid of two ensembles logged through it and read back through
 it, `promote` choosing among them on validation, and a DVC remote (a local folder) that a fresh clone
-pulls from.  No mocks; everything is stopped and removed afterwards."""
+pulls from.  No mocks; everything is stopped and removed afterwards.
+
+The server, the reproduced repo, the grid and the promotion are built once for the module (module-scoped
+fixtures, in that order); each test checks one concern of them, so a red run names what broke."""
 
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import os
 import re
@@ -25,6 +29,7 @@ import mlflow
 import numpy as np
 import optuna
 import pytest
+import yaml
 from PIL import Image
 
 from pipeline import PipelineError, environment
@@ -36,7 +41,14 @@ from pipeline.search.trials import open_storage
 from pipeline.team.postgres import DATABASES, postgres_tool
 from tests.mnist_files import REPO
 from tests.repos import make_repo, run, wait_for_queue
-from tests.servers import assert_database_stopped, free_port, listening_addresses, served_predictions, wait_until_up
+from tests.servers import (
+    assert_database_stopped,
+    free_port,
+    listening_addresses,
+    serve_folder,
+    served_predictions,
+    wait_until_up,
+)
 from tests.tracked import assert_run_matches_outputs, runs_by_role, snapshot
 
 pytestmark = pytest.mark.e2e
@@ -88,11 +100,10 @@ def add_user(folder: Path, name: str, permission: str) -> str:
     return re.search(r"password \(shown once\): (\S+)", added).group(1)
 
 
-@pytest.fixture
-def team_server(monkeypatch):
+@pytest.fixture(scope="module")
+def team_server():
     """A fresh `python -m pipeline server --self-signed` (PostgreSQL + served artifacts + MLflow's auth
-    app, over HTTPS), a teammate who may edit (whose credentials the test uses, trusting the server's
-    certificate as MLflow's clients do) and one who may only read."""
+    app, over HTTPS), a teammate who may edit and one who may only read."""
     folder = Path(tempfile.mkdtemp(prefix="mlflow-team-"))  # under /tmp: reachable by the postgres user
     folder.chmod(0o755)
     port, db_port = free_port(), free_port()
@@ -105,19 +116,15 @@ def team_server(monkeypatch):
             time.sleep(0.5)
         trusting = ssl.create_default_context(cafile=cert)
         wait_until_up(f"{uri}/health", server, log, context=trusting)
-        for listening in (port, db_port):  # MLflow's and PostgreSQL's sockets: this machine only
-            assert listening_addresses(listening) == {"127.0.0.1"}
         admin = re.search(r"password \(shown once, kept in \S+\): (\S+)", log.read_text()).group(1)
         passwords = {"admin": admin} | {
             name: add_user(folder / "server", name, permission)
             for name, permission in (("editor", "edit"), ("reader", "read"))
         }
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "editor")
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", passwords["editor"])
-        monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(cert))
         yield SimpleNamespace(
             uri=uri,
+            port=port,
+            cert=cert,
             trusting=trusting,
             folder=folder / "server",
             log=log,
@@ -130,6 +137,47 @@ def team_server(monkeypatch):
             stop_server(server, folder / "server", db_port)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def editing(server: SimpleNamespace, patch: pytest.MonkeyPatch) -> None:
+    """Point MLflow's clients (this process's and the commands') at `server` as the teammate who may
+    edit, trusting its certificate as MLflow's clients do."""
+    patch.setenv("MLFLOW_TRACKING_URI", server.uri)
+    patch.setenv("MLFLOW_TRACKING_USERNAME", "editor")
+    patch.setenv("MLFLOW_TRACKING_PASSWORD", server.passwords["editor"])
+    patch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(server.cert))
+
+
+@pytest.fixture
+def team(team_server, monkeypatch) -> SimpleNamespace:
+    """The module's server, this test's MLflow clients pointed at it as the editor."""
+    editing(team_server, monkeypatch)
+    return team_server
+
+
+@pytest.fixture(scope="module")
+def shared(team_server, tmp_path_factory) -> SimpleNamespace:
+    """A tiny repo reproduced through the server and pushed to a folder remote, then a queued grid of
+    EXPLORATION's two ensembles on two workers, then `promote`: what the tests below read."""
+    folder = tmp_path_factory.mktemp("team")
+    with pytest.MonkeyPatch.context() as patch, serve_folder(folder / "served") as served:
+        editing(team_server, patch)
+        repo = make_repo(folder, served, copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text())))
+        run(repo, "dvc", "repro")
+        run(repo, "dvc", "remote", "add", "--default", "team", str(folder / "remote"))  # as S3, GCS, SSH, ...
+        run(repo, "git", "add", "-A")
+        run(repo, "git", "commit", "-qm", "results")
+        run(repo, "dvc", "push")
+        first = runs_by_role(team_server.uri)["pipeline"][0]
+        before = snapshot(first.info.run_id)
+        for arch, overrides in EXPLORATION.items():  # two writers at once, each on data and seeds of its own
+            grid = ["-S", "train.epochs=1", "-S", f"model.ensemble_size={MEMBERS}", "-S", f"model.arch={arch}"]
+            run(repo, "dvc", "exp", "run", "--queue", *grid, *overrides)
+        run(repo, "dvc", "queue", "start", "-j", "2")
+        wait_for_queue(repo)
+        after = snapshot(first.info.run_id)
+        promoted = run(repo, "python", "-m", "pipeline", "promote").stdout
+    return SimpleNamespace(folder=folder, repo=repo, first=first, before=before, after=after, promoted=promoted)
 
 
 def assert_a_fresh_clone_pulls_everything(repo: Path, clone: Path) -> None:
@@ -208,92 +256,123 @@ def rest(
         return error.code
 
 
-def test_a_team_shares_runs_through_a_postgresql_server_and_data_through_a_remote(
-    team_server, tmp_path, http_server, repo_params, browser, monkeypatch
-):
-    passwords = team_server.passwords
-    assert rest(team_server, SEARCH_EXPERIMENTS) == 401  # no credentials
-    assert rest(team_server, SEARCH_EXPERIMENTS, ("editor", "not-the-password")) == 401
+def test_the_server_and_its_database_listen_on_this_machine_only(team_server):
+    for listening in (team_server.port, team_server.db_port):  # MLflow's and PostgreSQL's sockets
+        assert listening_addresses(listening) == {"127.0.0.1"}
+
+
+def test_the_server_refuses_requests_without_the_right_credentials_or_certificate(team):
+    assert rest(team, SEARCH_EXPERIMENTS) == 401  # no credentials
+    assert rest(team, SEARCH_EXPERIMENTS, ("editor", "not-the-password")) == 401
     with pytest.raises(PipelineError, match="certificate verify failed.*MLFLOW_TRACKING_SERVER_CERT_PATH"):
         with pytest.MonkeyPatch.context() as untrusting:  # a client that does not trust the certificate
             untrusting.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH")
-            tracking._check_server(team_server.uri)
-    repo = make_repo(tmp_path, http_server, repo_params)
-    run(repo, "dvc", "repro")
-    run(repo, "dvc", "remote", "add", "--default", "team", str(tmp_path / "remote"))  # as S3, GCS, SSH, ...
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "commit", "-qm", "results")
-    run(repo, "dvc", "push")
-    assert_a_fresh_clone_pulls_everything(repo, tmp_path / "clone")
+            tracking._check_server(team.uri)
 
-    first = runs_by_role(team_server.uri)["pipeline"][0]
-    assert_run_matches_outputs(first, repo)
-    before = snapshot(first.info.run_id)
-    for arch, overrides in EXPLORATION.items():  # two writers at once, each on data and seeds of its own
-        grid = ["-S", "train.epochs=1", "-S", f"model.ensemble_size={MEMBERS}", "-S", f"model.arch={arch}"]
-        run(repo, "dvc", "exp", "run", "--queue", *grid, *overrides)
-    run(repo, "dvc", "queue", "start", "-j", "2")
-    wait_for_queue(repo)
-    assert not (repo / "mlflow.db").exists(), "nothing went to the embedded store"
-    assert_grid_is_one_run_per_experiment(repo, team_server.uri, "model.arch", sorted(EXPLORATION))
-    assert snapshot(first.info.run_id) == before, "the first run was written to"
-    runs = runs_by_role(team_server.uri)
+
+def test_a_fresh_clone_pulls_data_and_models_from_the_remote(shared):
+    assert_a_fresh_clone_pulls_everything(shared.repo, shared.folder / "clone")
+
+
+def test_the_first_run_is_its_outputs_and_the_grid_never_writes_to_it(team, shared):
+    assert_run_matches_outputs(shared.first, shared.repo)
+    assert shared.after == shared.before, "the first run was written to"
+
+
+def test_a_queued_grid_is_one_run_per_experiment_on_the_server_only(team, shared):
+    assert not (shared.repo / "mlflow.db").exists(), "nothing went to the embedded store"
+    assert_grid_is_one_run_per_experiment(shared.repo, team.uri, "model.arch", sorted(EXPLORATION))
+    runs = runs_by_role(team.uri)
     assert [len(runs[role]) for role in ("pipeline", "cnn", "baseline")] == [3, 3, 3], "a new split, a new baseline"
-    assert_each_explores_its_own_data_and_seeds(runs)
-    assert_each_ensemble_is_one_training_run(runs)
     assert all(r.info.status == "FINISHED" for role in runs.values() for r in role)
     assert all(r.info.artifact_uri.startswith("mlflow-artifacts:") for role in runs.values() for r in role)
-    downloaded = mlflow.MlflowClient().download_artifacts(first.info.run_id, "metrics/CNN.json", str(tmp_path))
-    assert json.loads(Path(downloaded).read_text()) == json.loads(
-        run(repo, "git", "show", "HEAD:metrics/CNN.json").stdout
-    )  # served back as the first run's outputs were
 
-    promoted = run(repo, "python", "-m", "pipeline", "promote").stdout
+
+def test_each_grid_experiment_explores_its_own_data_in_one_training_run(team, shared):
+    runs = runs_by_role(team.uri)
+    assert_each_explores_its_own_data_and_seeds(runs)
+    assert_each_ensemble_is_one_training_run(runs)
+
+
+def test_artifacts_are_served_back_as_they_were_logged(team, shared, tmp_path):
+    downloaded = mlflow.MlflowClient().download_artifacts(shared.first.info.run_id, "metrics/CNN.json", str(tmp_path))
+    assert json.loads(Path(downloaded).read_text()) == json.loads(
+        run(shared.repo, "git", "show", "HEAD:metrics/CNN.json").stdout
+    )
+
+
+def test_promote_chooses_among_versions_validated_on_the_current_split(team, shared):
     champion = mlflow.MlflowClient().get_model_version_by_alias("mnist-cnn", "champion")
-    assert promoted.startswith(f"mnist-cnn@champion -> version {champion.version}: val accuracy")
-    assert champion.run_id == first.data.tags["cnn.run_id"], "the grid's runs validated on other splits"
-    assert f"Not compared: {len(EXPLORATION)} validated on another split" in promoted
-    images = load_npz(repo / paths.split_file("test"))["x"]
-    Image.fromarray(255 - images[0]).save(repo / "digit.png")
+    assert shared.promoted.startswith(f"mnist-cnn@champion -> version {champion.version}: val accuracy")
+    assert champion.run_id == shared.first.data.tags["cnn.run_id"], "the grid's runs validated on other splits"
+    assert f"Not compared: {len(EXPLORATION)} validated on another split" in shared.promoted
+
+
+def test_predict_and_serve_use_the_registry_s_champion(team, shared, tmp_path):
+    images = load_npz(shared.repo / paths.split_file("test"))["x"]
+    Image.fromarray(255 - images[0]).save(shared.repo / "digit.png")
     by_registry = run(
-        repo, "python", "-m", "pipeline", "predict", "digit.png", "--json", "--model", "models:/mnist-cnn@champion"
+        shared.repo,
+        "python",
+        "-m",
+        "pipeline",
+        "predict",
+        "digit.png",
+        "--json",
+        "--model",
+        "models:/mnist-cnn@champion",
     )
     champion_model = keras_predictor(mlflow.keras.load_model("models:/mnist-cnn@champion"))
-    detector = load_touching(repo / paths.TOUCHING_MODEL)
+    detector = load_touching(shared.repo / paths.TOUCHING_MODEL)
     (from_cli,), (in_process,) = (
         json.loads(by_registry.stdout),
-        predict_files([repo / "digit.png"], champion_model, detector),
+        predict_files([shared.repo / "digit.png"], champion_model, detector),
     )
     assert from_cli["digits"] == in_process["digits"]
-
     served = served_predictions(tmp_path, images[:20])  # `serve` deploys the champion from the authenticated registry
     assert np.array_equal(served.argmax(1), champion_model(images[:20]).argmax(1))
 
-    reader = ("reader", passwords["reader"])  # may read everything, change nothing
-    experiment_id = first.info.experiment_id
-    assert rest(team_server, SEARCH_EXPERIMENTS, reader) == 200
-    assert rest(team_server, "/api/2.0/mlflow/runs/search", reader, {"experiment_ids": [experiment_id]}) == 200
+
+def test_a_reader_may_read_everything_and_change_nothing(team, shared, browser):
+    reader = ("reader", team.passwords["reader"])
+    experiment_id = shared.first.info.experiment_id
+    assert rest(team, SEARCH_EXPERIMENTS, reader) == 200
+    assert rest(team, "/api/2.0/mlflow/runs/search", reader, {"experiment_ids": [experiment_id]}) == 200
     refused = {
         "/api/2.0/mlflow/runs/create": {"experiment_id": experiment_id},
-        "/api/2.0/mlflow/runs/delete": {"run_id": first.info.run_id},
+        "/api/2.0/mlflow/runs/delete": {"run_id": shared.first.info.run_id},
         "/api/2.0/mlflow/registered-models/alias": {"name": "mnist-cnn", "alias": "champion", "version": "1"},
     }
-    assert {path: rest(team_server, path, reader, body) for path, body in refused.items()} == dict.fromkeys(
-        refused, 403
-    )
-    assert mlflow.MlflowClient().get_model_version_by_alias("mnist-cnn", "champion").version == champion.version
-    assert_a_reader_browses_the_runs(browser, team_server.uri, reader, first)
+    assert {path: rest(team, path, reader, body) for path, body in refused.items()} == dict.fromkeys(refused, 403)
+    assert_a_reader_browses_the_runs(browser, team.uri, reader, shared.first)
 
-    # A search's study lives in the server's `optuna` database, beside MLflow's, both on alembic's default table
-    monkeypatch.setenv("PGPASSFILE", str(team_server.folder / "pgpass"))  # its password, as README says
-    study = optuna.create_study(study_name="team", storage=open_storage(team_server.study_storage))
+
+def test_a_store_that_refuses_to_create_the_experiment_says_so_in_one_line(team, monkeypatch):
+    """A reader's stage: the server's refusal (403), not an "already exists" swallowed."""
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "reader")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team.passwords["reader"])
+    with pytest.raises(PipelineError, match=r"is not usable: .*(PERMISSION_DENIED|403)") as refused:
+        tracking.use_experiment("a-reader-s-own")
+    assert "\n" not in str(refused.value)
+
+
+def test_a_search_s_study_lives_beside_mlflow_s_runs(team, shared, monkeypatch):
+    """In the server's `optuna` database, both on alembic's default version table."""
+    monkeypatch.setenv("PGPASSFILE", str(team.folder / "pgpass"))  # its password, as README says
+    study = optuna.create_study(study_name="team", storage=open_storage(team.study_storage))
     study.tell(study.ask(), 0.5)
-    again = optuna.load_study(study_name="team", storage=open_storage(team_server.study_storage))
+    again = optuna.load_study(study_name="team", storage=open_storage(team.study_storage))
     assert [t.value for t in again.trials] == [0.5]
-    assert runs_by_role(team_server.uri)["pipeline"], "MLflow's database still serves its runs"
+    assert runs_by_role(team.uri)["pipeline"], "MLflow's database still serves its runs"
 
-    assert_postgresql_wants_a_password(team_server)
-    assert_no_secret_is_readable_or_written_anywhere(team_server, repo)
+
+def test_postgresql_wants_a_password(team):
+    assert_postgresql_wants_a_password(team)
+
+
+def test_no_secret_is_readable_or_written_anywhere(team, shared):
+    """Last: after everything above wrote to the databases, the artifacts, the log and the repo."""
+    assert_no_secret_is_readable_or_written_anywhere(team, shared.repo)
 
 
 def assert_a_reader_browses_the_runs(browser, uri: str, reader: tuple[str, str], run) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from pipeline import PipelineError, environment
+from pipeline.adapters import dvc_executors
 from pipeline.infra import metric_names, paths
 from pipeline.infra.params import Value
 
@@ -19,17 +21,26 @@ def as_override(key: str, value: Value) -> str:
     return f"{key}={yaml.safe_dump([value], default_flow_style=True, width=1000).strip()[1:-1]}"
 
 
-EXECUTORS = Path(".dvc/tmp/exps/run")  # a folder per task (its stash commit) that has begun to run
+@dataclass(frozen=True)
+class QueueStatus:
+    """What `dvc queue status` says: each task's state by experiment name (see Queue.status), and
+    how many workers are alive."""
+
+    states: dict[str, str]
+    workers: int
 
 
 class Queue:
-    """DVC's experiment queue, through its command line: trials in, their states out."""
+    """DVC's experiment queue, through its command line: trials in, their states out.  In the DVC
+    repository at `root` (the working directory by default)."""
 
-    def __init__(self, jobs: int) -> None:
-        self.jobs = jobs
+    def __init__(self, jobs: int, root: Path = Path()) -> None:
+        self.jobs, self.root = jobs, root
 
     def _dvc(self, *args: str, check: bool = True) -> str:
-        result = subprocess.run(["dvc", *args], capture_output=True, text=True, env=environment(), check=False)
+        result = subprocess.run(
+            ["dvc", *args], cwd=self.root, capture_output=True, text=True, env=environment(), check=False
+        )
         if check and result.returncode != 0:
             raise PipelineError(f"dvc {' '.join(args)} failed: {result.stderr.strip() or result.stdout.strip()}")
         return result.stdout
@@ -45,22 +56,26 @@ class Queue:
         and would hold a pipe open until it stops."""
         command = ["dvc", "queue", "start", "-j", str(self.jobs)]
         status = subprocess.run(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment(), check=False
+            command, cwd=self.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment(), check=False
         )
         if status.returncode:
             raise PipelineError(f"{' '.join(command)} failed: see dvc queue status")
 
-    def states(self) -> dict[str, str]:
+    def status(self) -> QueueStatus:
         """Each task's state by experiment name: Queued, Running, Success, Failed, or Starting, which
         DVC calls Running though no executor has begun it: a task about to run, or one a worker took
-        and lost when it stopped (treeverse/dvc#10562), which stays so.  Restarts the workers when
-        tasks wait and none is left."""
+        and lost when it stopped (treeverse/dvc#10562), which stays so; and the workers alive."""
         status = self._dvc("queue", "status")
-        states = task_states(status, [folder.name for folder in EXECUTORS.iterdir()] if EXECUTORS.is_dir() else [])
         workers = re.search(r"Worker status: (\d+) active, (\d+) idle", status)
-        if "Queued" in states.values() and workers and sum(map(int, workers.groups())) == 0:
+        alive = sum(map(int, workers.groups())) if workers else 0
+        return QueueStatus(task_states(status, dvc_executors.begun_tasks(self.root)), alive)
+
+    def states(self) -> dict[str, str]:
+        """`status()`'s states, the workers restarted when tasks wait and none is left."""
+        status = self.status()
+        if "Queued" in status.states.values() and status.workers == 0:
             self.start()
-        return states
+        return status.states
 
     def cancel(self, name: str) -> None:
         self._dvc("queue", "kill", name, check=False)

@@ -23,7 +23,7 @@ from pipeline.reading.numbers import predict_files
 from tests.digits import font_mnist
 from tests.mnist_files import REPO
 
-pytestmark = pytest.mark.e2e  # trains the digit model once per session (about 20 s)
+E2E = pytest.mark.e2e  # a process, or the digit model trained once per session (about 20 s)
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@E2E
 def test_photos_are_read_right(digit_model, photos):
     files, labels = photos
     rows = predict_files(files, load_predictor(digit_model.onnx_path))
@@ -66,6 +67,7 @@ def test_photos_are_read_right(digit_model, photos):
         assert digit["confidence"] >= digit["top3"][1][1] >= digit["top3"][2][1]
 
 
+@E2E
 def test_keras_and_onnx_models_give_the_same_answers(digit_model, photos):
     files, _ = photos
     by_keras = predict_files(files, load_predictor(digit_model.keras_path))
@@ -74,6 +76,7 @@ def test_keras_and_onnx_models_give_the_same_answers(digit_model, photos):
     assert np.allclose([row["confidence"] for row in by_keras], [row["confidence"] for row in by_onnx], atol=1e-4)
 
 
+@E2E
 def test_the_int8_model_reads_the_photos_nearly_as_the_float_model(digit_model, photos):
     files, labels = photos
     result = _cli(
@@ -90,6 +93,7 @@ def test_the_int8_model_reads_the_photos_nearly_as_the_float_model(digit_model, 
     assert np.mean(np.equal(by_int8, by_float)) >= 0.95 and np.mean(np.equal(by_int8, labels.astype(str))) >= 0.9
 
 
+@E2E
 def test_cli_predicts_the_readable_files_and_fails_for_the_others(digit_model, photos, tmp_path):
     files, labels = photos
     (tmp_path / "notes.png").write_text("not an image")
@@ -105,6 +109,7 @@ def test_cli_predicts_the_readable_files_and_fails_for_the_others(digit_model, p
     assert set(rows[-1]) == {"file", "error"}
 
 
+@E2E
 def test_cli_table_and_csv(digit_model, photos):
     files, _ = photos
     table = _cli(*map(str, files[:3]), *_models(digit_model))
@@ -120,6 +125,7 @@ def test_cli_table_and_csv(digit_model, photos):
     assert all(row["number"] == row["digits"].split(":")[0] and row["error"] == "" for row in rows)
 
 
+@E2E
 def test_an_mlflow_registry_uri_loads_the_registered_model(digit_model, photos, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -142,6 +148,7 @@ def test_an_mlflow_registry_uri_loads_the_registered_model(digit_model, photos, 
         ("params.yaml", "params.yaml: expected a .keras or .onnx"),
     ],
 )
+@E2E
 def test_bad_model_is_one_line_and_exit_1(model, expected, photos):
     files, _ = photos
     result = _cli(str(files[0]), "--model", model)
@@ -150,6 +157,7 @@ def test_bad_model_is_one_line_and_exit_1(model, expected, photos):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@E2E
 def test_no_images_found_is_an_error(tmp_path):
     result = _cli(str(tmp_path))
     assert result.returncode == 1 and f"error: no image files in {tmp_path}" in result.stderr
@@ -180,6 +188,7 @@ def number_photos(tmp_path_factory) -> list:
     return files
 
 
+@E2E
 def test_a_photographed_number_is_read_whole_with_a_box_per_digit(digit_model, number_photos, tmp_path):
     models = _models(digit_model)
     result = _cli(*map(str, number_photos), "--json", *models)
@@ -197,6 +206,7 @@ def test_a_photographed_number_is_read_whole_with_a_box_per_digit(digit_model, n
     assert row["number"] == "2026" and len(row["digits"].split("|")) == len(row["boxes"].split("|")) == 4
 
 
+@E2E
 def test_explain_writes_an_overlay_per_image(digit_model, number_photos, tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("L", (64, 64), 255).save(blank)
