@@ -1,6 +1,6 @@
 """Every cross-reference in the repository resolves: a path named in Markdown, a docstring or a comment
 is a file or folder of the repository (or an output its commands write, which git ignores), and a
-section named as README, "Section" or docs/x.md, "Section" is a heading of that file."""
+section named (README or docs/<page>.md, a comma, then the heading in double quotes) is a heading of that file."""
 
 from __future__ import annotations
 
@@ -44,8 +44,10 @@ READ = [f for f in TRACKED if f.endswith((".py", ".md", ".yaml")) or f == "Makef
 def exists(path: str, beside: str) -> bool:
     """A file or folder of the repository, from its root or the referring file's folder, or an output git ignores."""
     candidates = [REPO / path, (REPO / beside).parent / path]
-    if any(candidate.exists() for candidate in candidates):
-        return True
+    if any(candidate.exists() for candidate in candidates) or any(
+        f == path or f.startswith(f"{path}/") for f in TRACKED
+    ):
+        return True  # (a tracked file counts while a stage has removed it to write it anew)
     ignored = subprocess.run(  # (a pattern like /bench/quick/ matches only a folder's path)
         ["git", "check-ignore", "--no-index", path, f"{path}/"], cwd=REPO, capture_output=True, check=False
     )

@@ -13,11 +13,12 @@ killed search, which takes them over when rerun.
 
 The study lives in Optuna's storage (tune.yaml `storage`): a journal file at the repo root by
 default, or a database such as the team server's.  Every process on it shares its trials and its
-budget: a trial's number is given out once, by the storage.  A trial records the host and process
-and clone that run it and their heartbeat; a rerun in that clone takes over the trials of a process
-that died (a queued or running experiment is waited for, a finished one read), and marks failed,
-uncounted, one whose process is gone and whose experiment is not; any process marks so a trial of
-another clone or host whose heartbeat stopped.
+budget: a trial's number is given out once, by the storage.  A trial records the process and clone
+that run it and their heartbeat (`pipeline.search.liveness`: by age, never by host name or process
+id); a rerun in that clone waits for the trials of a process whose heartbeat stopped and takes them
+over (a queued or running experiment is waited for, a finished one read), and marks failed,
+uncounted, one whose experiment is gone; any process marks so a trial of another clone whose
+heartbeat stopped ten minutes ago.
 """
 
 from __future__ import annotations

@@ -4,8 +4,6 @@ experiments, polled, told and taken over (see pipeline.commands.tune for the who
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,10 +13,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from pipeline import PipelineError
 from pipeline.adapters import optuna_trials
-from pipeline.infra import metric_names, paths, tracking
+from pipeline.infra import metric_names, paths
 from pipeline.infra.files import save_json
 from pipeline.infra.params import Params
-from pipeline.search import study_run
+from pipeline.search import liveness, study_run
 from pipeline.search.dvc_queue import Queue, experiment_metrics, experiment_refs
 from pipeline.search.handover import TrialContext, context_file
 from pipeline.search.space import SearchFile, make_sampler
@@ -26,8 +24,6 @@ from pipeline.search.space import SearchFile, make_sampler
 log = logging.getLogger(__name__)
 POLL_S = 5  # how often git's refs are read for the experiments that finished (milliseconds) ...
 STATUS_S = 30  # ... and DVC's queue status for those that failed or were lost (a DVC process: 1 s of CPU)
-HEARTBEAT_S = 30  # how often a running trial's heartbeat is written ...
-STALE_AFTER_S = 600  # ... and how long after the last one another host may mark it failed
 LOST_AFTER_S = 120  # a task DVC calls running but has not begun for this long was lost by its worker
 UNCOUNTED = ("killed", "over budget")  # outcomes of trials whose experiment never finished
 PRUNED, EPOCHS_RUN = (metric_names.metric_name(paths.TRAIN_METRICS, key) for key in ("pruned", "epochs_run"))
@@ -74,7 +70,7 @@ class Search:
 
     def own(self, trial: FrozenTrial | optuna.Trial) -> None:
         """Mark `trial` as run by this process, in this clone (whose DVC queue holds its experiment)."""
-        self.note(trial, **where(), pid=os.getpid(), heartbeat=time.time())
+        self.note(trial, **liveness.holder())
 
     def launch(self) -> bool:
         """Ask for a trial and queue its experiment; False when the budget is spent."""
@@ -114,22 +110,24 @@ class Search:
         return True
 
     def poll(self) -> None:
-        """Tell the study of the trials whose experiment finished; every STATUS_S, of those that failed, and
-        queue again those DVC lost; keep the others' heartbeat."""
+        """Tell the study of the trials whose experiment finished; every STATUS_S, of those that failed,
+        queue again those DVC lost, and take over this clone's trials left by a process that died;
+        keep the others' heartbeat."""
         finished = experiment_refs()
         for name in [name for name in self.active if name in finished]:
             self.finish(name, self.active[name], True)
         if time.monotonic() - self.status_read > STATUS_S:
-            self.follow_queue()
-        if time.monotonic() - self.beat > HEARTBEAT_S:
+            states = self.queue.states()
+            self.status_read = time.monotonic()
+            self.follow_queue(states)
+            self.take_over(states)
+        if time.monotonic() - self.beat > liveness.HEARTBEAT_S:
             for trial in self.active.values():
                 self.note(trial, heartbeat=time.time())
             self.beat = time.monotonic()
 
-    def follow_queue(self) -> None:
-        """The trials whose task DVC's queue failed or lost: told failed, or queued again."""
-        states = self.queue.states()
-        self.status_read = time.monotonic()
+    def follow_queue(self, states: dict[str, str]) -> None:
+        """The trials whose task DVC's queue failed or lost (`states`: the queue's): told failed, or queued again."""
         for name, trial in list(self.active.items()):
             state = states.get(name)
             if state in ("Success", "Failed") or state is None:
@@ -176,25 +174,27 @@ class Search:
         complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         return self.study.best_trial if complete else None
 
-    def take_over(self) -> None:
-        """Trials left running by a process that died: wait for their experiments, read the
-        finished ones, fail (uncounted) those whose experiment is gone."""
-        states = self.queue.states()
+    def take_over(self, states: dict[str, str]) -> None:
+        """Trials left running by a process that died (`liveness`): in this clone, wait for their
+        experiments (`states`: the queue's) and read the finished ones; fail, uncounted, the others."""
+        clone, now = liveness.clone_id(), time.time()
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            attrs = trial.user_attrs
-            here = {key: attrs.get(key) for key in ("host", "workspace")} == where()
-            if here and process_alive(attrs.get("pid", 0)):
-                continue
-            if not here and time.time() - attrs.get("heartbeat", 0) < STALE_AFTER_S:
-                continue
-            name = attrs.get("experiment", self.experiment(trial))
-            if here and states.get(name) in ("Queued", "Starting", "Running", "Success"):
+            name = trial.user_attrs.get("experiment", self.experiment(trial))
+            here = trial.user_attrs.get("clone") == clone
+            verdict = liveness.verdict(trial.user_attrs, states.get(name) if here else None, clone, now)
+            if verdict == "take over":
                 log.info("trial %d (%s) was left by a process that died: taken over", trial.number, name)
                 self.own(trial)
                 self.active[name] = trial
-                continue
-            self.fail_killed(trial, name if here else None)
-            log.warning("trial %d (%s) was left by a process that died: marked failed, not counted", trial.number, name)
+            elif verdict == "fail":
+                self.fail_killed(trial, name if here else None)
+                log.warning("trial %d (%s) was left by a process that died: failed, not counted", trial.number, name)
+
+    def left_here(self) -> bool:
+        """Whether this clone has trials held by another process: alive, or not yet judged dead."""
+        clone = liveness.clone_id()
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return any(t.user_attrs.get("clone") == clone and t.user_attrs.get("owner") != liveness.OWNER for t in running)
 
     def cancel_all(self) -> None:
         for name, trial in list(self.active.items()):
@@ -211,11 +211,14 @@ class Search:
             context_file(name).unlink(missing_ok=True)
 
     def run(self, jobs: int) -> None:
-        self.take_over()
+        """Launch trials while the budget lasts and follow them; wait for this clone's trials held by
+        another process, to take them over if it died."""
+        self.take_over(self.queue.states())
+        self.status_read = time.monotonic()
         while True:
             while len(self.active) < jobs and self.launch():
                 pass
-            if not self.active:
+            if not self.active and not self.left_here():
                 return
             time.sleep(POLL_S)
             self.poll()
@@ -225,25 +228,7 @@ class Search:
         study_run.summarize(self.run_id, self.study, self.search.objective.metric, self.best(), self.experiment)
 
 
-def where() -> dict[str, str]:
-    """This host and clone: the trials this process queues run in this clone's DVC queue."""
-    return {"host": socket.gethostname(), "workspace": str(tracking.repo_root())}
-
-
 def params_text(params: dict[str, Any]) -> str:
     return " ".join(
         f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in params.items()
     )
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process `pid` of this host is running."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
