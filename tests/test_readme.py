@@ -151,6 +151,7 @@ def program_says(folder, command: str, **env: str) -> str:
     return result.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.e2e  # four processes of the pipeline's CLI
 def test_the_troubleshooting_table_quotes_the_program_s_own_words(tmp_path, repo_params):
     """Each `error: ...` the table lists is produced here, by its own code path (`...`: what varies)."""
     repo_params["data"] |= {"cache_dir": "cache", "timeout_s": 5}
