@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import resource
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -93,3 +96,26 @@ def wait_for_queue(repo: Path, timeout_s: float = 900) -> None:
             queue.start()
             idle_polls = 0
         time.sleep(5)
+
+
+def stage(work: Path, name: str, max_file_bytes: int | None = None, **env: str) -> subprocess.CompletedProcess:
+    """`python -m pipeline <name>` in `work`; `max_file_bytes` caps every file it writes (a full disk)."""
+
+    def limit() -> None:
+        if max_file_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", name],
+        cwd=work,
+        env=os.environ | {"PYTHONPATH": str(REPO), "HOME": str(work.parent)} | env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limit,
+        check=False,
+    )
+
+
+def last_line(result: subprocess.CompletedProcess) -> str:
+    return result.stderr.strip().splitlines()[-1]

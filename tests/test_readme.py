@@ -8,7 +8,6 @@ import re
 import sqlite3
 import statistics
 import subprocess
-import sys
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -17,6 +16,7 @@ import yaml
 
 from pipeline import environment
 from tests.mnist_files import REPO
+from tests.repos import last_line, stage
 
 README = (REPO / "README.md").read_text()
 MAX_BYTES = 20_000
@@ -138,17 +138,10 @@ def troubleshooting_symptoms() -> list[str]:
 
 
 def program_says(folder, command: str, **env: str) -> str:
-    """The last line `python -m pipeline <command>` writes to stderr, run in `folder` (its own params.yaml)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline", command],
-        cwd=folder,
-        env=environment(PYTHONPATH=str(REPO), **env),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    """The one line `python -m pipeline <command>` ends with when it fails, run in `folder` (its own params.yaml)."""
+    result = stage(folder, command, **env)
     assert result.returncode == 1, result.stderr
-    return result.stderr.strip().splitlines()[-1]
+    return last_line(result)
 
 
 @pytest.mark.e2e  # four processes of the pipeline's CLI

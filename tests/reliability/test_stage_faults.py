@@ -4,12 +4,10 @@ or silent, a locked or read-only store.  Each stage fails in one line and loses 
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,8 +17,9 @@ import yaml
 
 from pipeline.infra import paths
 from pipeline.infra.files import save_npz
-from tests.mnist_files import REPO, fake_mnist, sha256, url_source, write_npz
+from tests.mnist_files import fake_mnist, sha256, url_source, write_npz
 from tests.reliability.checks import assert_no_partial_files, assert_unchanged
+from tests.repos import last_line, stage
 
 pytestmark = pytest.mark.e2e
 
@@ -43,29 +42,6 @@ def work(tmp_path, http_server, repo_params) -> Path:
         arrays = {"x": rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), "y": (np.arange(n) % 10).astype(np.uint8)}
         save_npz(folder / paths.split_file(split), arrays)
     return folder
-
-
-def stage(work: Path, name: str, max_file_bytes: int | None = None, **env: str) -> subprocess.CompletedProcess:
-    """`python -m pipeline <name>` in `work`; `max_file_bytes` caps every file it writes (a full disk)."""
-
-    def limit() -> None:
-        if max_file_bytes is not None:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
-
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", name],
-        cwd=work,
-        env=os.environ | {"PYTHONPATH": str(REPO), "HOME": str(work.parent)} | env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        preexec_fn=limit,
-        check=False,
-    )
-
-
-def last_line(result: subprocess.CompletedProcess) -> str:
-    return result.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("earlier_output", [True, False], ids=["over an earlier output", "no earlier output"])
