@@ -117,14 +117,18 @@ class Search:
         for name in [name for name in self.active if name in finished]:
             self.finish(name, self.active[name], True)
         if time.monotonic() - self.status_read > STATUS_S:
-            states = self.queue.states()
-            self.status_read = time.monotonic()
-            self.follow_queue(states)
-            self.take_over(states)
+            self.check_queue()
         if time.monotonic() - self.beat > liveness.HEARTBEAT_S:
             for trial in self.active.values():
                 self.note(trial, heartbeat=time.time())
             self.beat = time.monotonic()
+
+    def check_queue(self) -> None:
+        """Read DVC's queue once (a DVC process): follow this process's trials, take over this clone's left ones."""
+        states = self.queue.states()
+        self.status_read = time.monotonic()
+        self.follow_queue(states)
+        self.take_over(states)
 
     def follow_queue(self, states: dict[str, str]) -> None:
         """The trials whose task DVC's queue failed or lost (`states`: the queue's): told failed, or queued again."""
@@ -180,14 +184,13 @@ class Search:
         clone, now = liveness.clone_id(), time.time()
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             name = trial.user_attrs.get("experiment", self.experiment(trial))
-            here = trial.user_attrs.get("clone") == clone
-            verdict = liveness.verdict(trial.user_attrs, states.get(name) if here else None, clone, now)
+            verdict = liveness.verdict(trial.user_attrs, states.get(name), clone, now)
             if verdict == "take over":
                 log.info("trial %d (%s) was left by a process that died: taken over", trial.number, name)
                 self.own(trial)
                 self.active[name] = trial
             elif verdict == "fail":
-                self.fail_killed(trial, name if here else None)
+                self.fail_killed(trial, name if trial.user_attrs.get("clone") == clone else None)
                 log.warning("trial %d (%s) was left by a process that died: failed, not counted", trial.number, name)
 
     def left_here(self) -> bool:
@@ -213,8 +216,7 @@ class Search:
     def run(self, jobs: int) -> None:
         """Launch trials while the budget lasts and follow them; wait for this clone's trials held by
         another process, to take them over if it died."""
-        self.take_over(self.queue.states())
-        self.status_read = time.monotonic()
+        self.check_queue()  # (no trial of this process yet: only the take-over)
         while True:
             while len(self.active) < jobs and self.launch():
                 pass

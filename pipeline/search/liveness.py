@@ -48,7 +48,7 @@ def holder() -> dict[str, Any]:
 
 def verdict(attrs: dict[str, Any], queue_state: str | None, clone: str, now: float) -> Verdict:
     """What a search in `clone` does with a RUNNING trial noted `attrs`, whose experiment is in state
-    `queue_state` in this clone's DVC queue (None: not there)."""
+    `queue_state` in this clone's DVC queue (None: not there; it counts only for a trial of this clone)."""
     if attrs.get("owner") == OWNER:
         return "mine"
     here = attrs.get("clone") == clone

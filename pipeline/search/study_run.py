@@ -43,8 +43,8 @@ def open_study_run(search: SearchFile, file: Path, experiment_id: str, jobs: int
         storage = search.storage_url()
         if "://" in storage:
             storage = sqlalchemy.engine.make_url(storage).render_as_string(hide_password=True)
-        tags = tracking.run_tags("study") | heartbeat.beat_tags() | {"optuna.study": search.study}
-        tags["optuna.storage"] = storage
+        tags = tracking.run_tags("study") | heartbeat.beat_tags()
+        tags |= {"optuna.study": search.study, "optuna.storage": storage}
         run = client.create_run(experiment_id, run_name=search.study, tags=tags)
         settings = search.model_dump(exclude={"storage", "study"})  # space.<key>.low, fixed.<key>, ...
         client.log_batch(
