@@ -53,7 +53,7 @@ def make_repo(tmp_path: Path, http_server: tuple, repo_params: dict[str, Any]) -
     repo_params["evaluate"] |= {"batch_size": 100, "latency_runs": 5, "explain_images": 8}
     repo_params["photos"]["count"] = 30
     repo_params["segmenter"] |= {"examples": 60, "epochs": 1}
-    repo_params["numbers"]["count"] = 4
+    repo_params["numbers"] |= {"count": 4, "outside_numbers": 3, "outside_digits": 4}
     repo = tmp_path / "repo"
     copy_checkout(REPO, repo)
     (repo / "params.yaml").write_text(yaml.safe_dump(repo_params, sort_keys=False))

@@ -95,6 +95,13 @@ def test_an_edit_to_a_figure_s_style_reruns_no_training():
     assert not {"train", "baseline", "segmenter"} & set(reruns("pipeline/report/plots.py"))
 
 
+def test_the_held_out_photos_share_no_code_with_the_numbers_the_project_learns_and_measures_on():
+    """pipeline/images/other_hands.py is the outside check: it must not draw as the composition, the
+    camera or the detector's examples draw, or a change to them would move both sides of the check."""
+    shared = import_closure("pipeline.images.other_hands") - {"pipeline/__init__.py", "pipeline/images/__init__.py"}
+    assert shared == {"pipeline/images/other_hands.py"}
+
+
 def test_only_the_search_s_hand_over_is_a_dependency_of_train():
     assert {m for m in modules() if m.startswith("pipeline/search/") and "train" in reruns(m)} == {
         "pipeline/search/__init__.py",

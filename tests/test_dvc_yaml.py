@@ -76,7 +76,7 @@ def test_declared_outputs_match_the_code():
         "photograph": (paths.PHOTOS, paths.PHOTOS_PLOT),
         "photos": (paths.PHOTOS_METRICS,),
         "segmenter": (paths.TOUCHING_MODEL, paths.SEGMENTER_METRICS),
-        "compose": (paths.NUMBER_PHOTOS,),
+        "compose": (paths.NUMBER_PHOTOS, paths.OUTSIDE_PHOTOS),
         "numbers": (paths.NUMBERS_METRICS, paths.NUMBERS_READ, paths.NUMBERS_PLOT),
         "card": (paths.MODEL_CARD, paths.CONFUSED_PLOT),
         "baseline": (

@@ -7,6 +7,8 @@ import zlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from scipy import ndimage
 
@@ -144,3 +146,16 @@ def test_huge_dimensions_are_refused_before_decoding(tmp_path, seven, width, hei
 
 def test_grey_levels_of_a_float_image():
     assert grey_levels(Image.fromarray(np.array([[0, 127.5, 255]], np.float32), "F")).tolist() == [[0, 0.5, 1]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(paper=st.floats(0.25, 1.0), contrast=st.floats(0.2, 1.0), light_ink=st.booleans())
+def test_ink_is_found_on_any_paper_in_any_light(paper, contrast, light_ink):
+    """Dark ink on dim grey paper is still dark ink (not a light digit on a dark page), and chalk on a
+    bright board still light: the ink lies on the side of the background the image reaches farther."""
+    seven = page(7, np.random.default_rng(0), size=200)  # dark ink on white
+    ink = max(paper - contrast, 0.0)
+    photo = ink + (paper - ink) * seven
+    if light_ink:
+        photo = 1 - photo
+    assert np.abs(to_mnist(photo).astype(int) - to_mnist(seven)).max() <= 2

@@ -117,13 +117,14 @@ def working_size(grey: np.ndarray) -> np.ndarray:
 
 def ink_levels(grey: np.ndarray) -> np.ndarray:
     """How much ink each pixel holds, 0 = background: the border's median is taken as the background,
-    and a light background means dark ink."""
+    and the ink is on the side of it the image reaches farther (dark ink on paper however dim the
+    light, light chalk or MNIST's white strokes on black however bright)."""
     width = max(1, min(grey.shape) // 20)
     border = np.concatenate(
         [grey[:width].ravel(), grey[-width:].ravel(), grey[:, :width].ravel(), grey[:, -width:].ravel()]
     )
     background = float(np.median(border))
-    ink = background - grey if background > 0.5 else grey - background
+    ink = background - grey if background - grey.min() > grey.max() - background else grey - background
     if ink.max() < MIN_CONTRAST:
         raise ImageError("no digit found: the image is blank (one flat colour)")
     return np.clip(ink, 0, None).astype(np.float32)

@@ -1,12 +1,10 @@
 """params.yaml as pydantic models: the schema of every tunable value.
 
-Every key is required (the code holds no hidden defaults: what can change a result is a key here; what
-cannot, such as a prediction batch or a timeout, is a named constant beside its code, with its
-reason), unknown keys are rejected, nothing is
-coerced (strict), and a bad value stops the stage before any work with one line naming the key, the
-value and what was expected: a field's `description` says what it takes.  `dvc exp run -S key=value`
-edits params.yaml, so overrides pass through here unchanged; `pipeline.infra.overrides` applies the
-same dotted keys in code (the bench, the tests, the search).
+Every key is required: the code holds no hidden defaults (what can change a result is a key here; what
+cannot, such as a prediction batch or a timeout, is a named constant beside its code, with its reason).
+Unknown keys are rejected, nothing is coerced (strict), and a bad value stops the stage before any work
+with one line naming the key, the value and what was expected (a field's `description`).  Overrides
+(`dvc exp run -S`, and `pipeline.infra.overrides` in the bench, tests and search) pass through here.
 """
 
 from __future__ import annotations
@@ -180,6 +178,8 @@ class NumbersParams(Section):
     min_digits: int = Field(ge=1, le=12, description="a number of digits in [1, 12]")
     max_digits: int = Field(ge=1, le=12, description="a number of digits in [1, 12]")
     touching: float = Field(ge=0, le=1, description="a share of adjacent pairs in [0, 1]")
+    outside_numbers: int = Field(ge=0, description="a number of numbers >= 0")
+    outside_digits: int = Field(ge=0, description="a number of single digits >= 0")
 
     @model_validator(mode="after")
     def _ordered(self) -> NumbersParams:

@@ -48,6 +48,7 @@ PHOTOS_METRICS = Path("metrics/photos.json")
 TOUCHING_MODEL = Path("models/touching.onnx")  # the segmentation's touching-digits detector
 SEGMENTER_METRICS = Path("metrics/segmenter.json")
 NUMBER_PHOTOS = Path("data/numbers.npz")  # numbers composed of test digits, photographed (JPEG bytes)
+OUTSIDE_PHOTOS = Path("data/outside.npz")  # numbers and digits written and photographed another way (JPEG bytes)
 NUMBERS_METRICS = Path("metrics/numbers.json")  # numbers composed of test digits, photographed and read back
 NUMBERS_PLOT = Path("reports/numbers.png")
 NUMBERS_READ = Path("reports/numbers.csv")  # each composed number and what was read

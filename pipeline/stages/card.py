@@ -91,6 +91,8 @@ One example of each: `{paths.CONFUSED_PLOT}`.
 - Composed numbers: **{numbers["sequence_accuracy"]:.2%}** of {numbers["numbers"]:,} numbers of
   {params.numbers.min_digits}-{params.numbers.max_digits} test digits read whole, {numbers["digit_accuracy"]:.2%}
   of their digits (1 - edit distance / digits); {_touching(numbers)}.
+- Written and photographed another way (other pens, slants, gaps, papers and light; code that shares nothing
+  with the composition): {_outside(numbers)}.
 
 ## Explanations
 Saliency maps (occlusion, and Grad-CAM on the last convolution) on {explained["images"]:,} test digits, judged by
@@ -116,6 +118,21 @@ def _touching(numbers: dict) -> str:
         f"{numbers['touching_pair_share']:.2%} of adjacent pairs touch, and numbers with a touching pair are read "
         f"whole {numbers['touching_sequence_accuracy']:.2%} of the time"
     )
+
+
+def _outside(numbers: dict) -> str:
+    """What the card says of the held-out photos, of which a short run may have none."""
+    said = []
+    if "outside_sequence_accuracy" in numbers:
+        said.append(
+            f"**{numbers['outside_sequence_accuracy']:.2%}** of {numbers['outside_numbers']:,} numbers read whole"
+        )
+    if "outside_digits_read" in numbers:
+        said.append(
+            f"**{numbers['outside_digits_read']:.2%}** of {numbers['outside_digits']:,} single digits (test and UCI "
+            f"digits) read right, {numbers['outside_digits_as_several']:,} of them as several digits"
+        )
+    return "; ".join(said) or "none made in this run"
 
 
 def main() -> None:

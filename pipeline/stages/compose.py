@@ -7,6 +7,12 @@ photographed as the photograph stage photographs a digit and encoded as JPEG at 
 the bytes a user's file would hold.  Nothing here depends on a model, so an experiment that retrains
 the CNN reuses it; the numbers stage reads the photos with the model.  Numbers are rendered in
 parallel, each from its own seeded generator, so the result does not depend on the number of cores.
+
+It also makes the held-out material (data/outside.npz): numbers of test digits and single digits
+(test digits, and UCI's 8x8 digits by other writers) written and photographed by
+`pipeline.images.other_hands`, which shares no code with the composition, the camera or the
+touching-digits detector's examples, so that the numbers stage sees a change that reads the project's
+own numbers better and other people's worse.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ import io
 import logging
 
 import numpy as np
+from sklearn.datasets import load_digits
 
 from pipeline import PipelineError
+from pipeline.images import other_hands
 from pipeline.images.camera import photograph
 from pipeline.images.composition import compose
 from pipeline.infra import paths
@@ -67,12 +75,49 @@ def compose_all(images: np.ndarray, labels: np.ndarray, params: NumbersParams) -
                 chunksize=16,
             )
         )
-    return {
-        "jpeg": np.frombuffer(b"".join(photos), np.uint8),
-        "ends": np.cumsum([len(photo) for photo in photos]),
+    return _packed(photos) | {
         "truth": np.array(["".join(map(str, labels[digits])) for digits, _ in numbers]),
         "touching_pairs": np.array([int(touching.sum()) for _, touching in numbers]),
     }
+
+
+def outside_all(images: np.ndarray, labels: np.ndarray, params: NumbersParams) -> dict[str, np.ndarray]:
+    """The held-out material of data/outside.npz, photographed on every core: `outside_numbers` numbers of
+    distinct test digits, then `outside_digits` single digits (the first half test digits, the rest UCI's),
+    as `compose_all`'s arrays, with each photo's `material` ("number", "test digit" or "UCI digit")."""
+    rng = np.random.default_rng([params.seed, 1])
+    lengths = rng.integers(params.min_digits, params.max_digits + 1, params.outside_numbers)
+    uci = load_digits()
+    half = params.outside_digits // 2
+    singles = rng.choice(len(labels), half), rng.choice(len(uci.target), params.outside_digits - half)
+    written = [(images[chosen], labels[chosen]) for chosen in (rng.choice(len(labels), n, False) for n in lengths)]
+    written += [(images[[i]], labels[[i]]) for i in singles[0]] + [
+        (uci.images[[i]], uci.target[[i]]) for i in singles[1]
+    ]
+    with concurrent.futures.ProcessPoolExecutor(usable_cpus()) as pool:
+        photos = list(
+            pool.map(
+                outside_photo,
+                [glyphs for glyphs, _ in written],
+                range(len(written)),
+                [params.seed] * len(written),
+                chunksize=16,
+            )
+        )
+    return _packed(photos) | {
+        "truth": np.array(["".join(map(str, digits)) for _, digits in written]),
+        "material": np.repeat(["number", "test digit", "UCI digit"], [len(lengths), half, len(singles[1])]),
+    }
+
+
+def outside_photo(glyphs: np.ndarray, index: int, seed: int) -> bytes:
+    """Held-out photo `index` of `glyphs` (its own generator: `seed`, 2, `index`), as JPEG bytes."""
+    return other_hands.photo(list(glyphs), np.random.default_rng([seed, 2, index]))
+
+
+def _packed(photos: list[bytes]) -> dict[str, np.ndarray]:
+    """JPEG files one after another (`jpeg`), file i's bytes ending at `ends[i]`."""
+    return {"jpeg": np.frombuffer(b"".join(photos), np.uint8), "ends": np.cumsum([len(photo) for photo in photos])}
 
 
 def main() -> None:
@@ -80,6 +125,8 @@ def main() -> None:
     images, labels = paths.load_split("test")
     numbers = compose_all(images, labels, params)
     save_npz(paths.NUMBER_PHOTOS, numbers)
+    outside = outside_all(images, labels, params)
+    save_npz(paths.OUTSIDE_PHOTOS, outside)
     log.info(
         "%d numbers of %d-%d test digits photographed, %d with a touching pair (%.1f MB of JPEG)",
         len(numbers["truth"]),
@@ -87,4 +134,9 @@ def main() -> None:
         params.max_digits,
         int(np.sum(numbers["touching_pairs"] > 0)),
         numbers["jpeg"].size / 1e6,
+    )
+    log.info(
+        "held-out material: %d numbers and %d single digits written another way",
+        params.outside_numbers,
+        params.outside_digits,
     )

@@ -5,7 +5,10 @@ by `pipeline.images.segmentation.segment` with the ONNX export and the touching-
 default models, from its JPEG bytes as `predict` reads a file.  Metrics: sequence accuracy (the whole
 number right), digit accuracy (1 - edit distance / digits, so a digit missed, split in two or misread
 costs one), the share read with the right number of digits, and sequence accuracy on the numbers with
-a touching pair.  Numbers are read on every core; the result does not depend on their number.
+a touching pair.  The same, prefixed `outside_`, on the held-out numbers of data/outside.npz (written
+and photographed by other code, `pipeline.images.other_hands`), and for its single digits the share
+read as that one digit, and how many were read as several.  Photos are read on every core; the result
+does not depend on their number.
 """
 
 from __future__ import annotations
@@ -52,19 +55,20 @@ def photo_bytes(numbers: dict[str, np.ndarray], index: int) -> bytes:
     return numbers["jpeg"][start : numbers["ends"][index]].tobytes()
 
 
-def read_all(numbers: dict[str, np.ndarray], models: tuple[Path, Path]) -> pd.DataFrame:
-    """Every photographed number read with `models` (the digit model and the touching-digits detector),
-    on every core: a row per number."""
-    photos = [photo_bytes(numbers, i) for i in range(len(numbers["truth"]))]
-    workers = usable_cpus()
-    with concurrent.futures.ProcessPoolExecutor(workers, initializer=_load_models, initargs=models) as pool:
+def read_all(numbers: dict[str, np.ndarray], outside: dict[str, np.ndarray], models: tuple[Path, Path]) -> pd.DataFrame:
+    """Every photo of both sets read with `models` (the digit model and the touching-digits detector),
+    in one pool on every core: a row per photo, the composed numbers first (material "composed")."""
+    photos = [photo_bytes(made, i) for made in (numbers, outside) for i in range(len(made["truth"]))]
+    with concurrent.futures.ProcessPoolExecutor(usable_cpus(), initializer=_load_models, initargs=models) as pool:
         read = list(pool.map(read_photo, photos, chunksize=16))
+    outside_touching = np.zeros(len(outside["truth"]), int)  # not known: the hand, not the code, decides
     return pd.DataFrame(
         {
-            "truth": numbers["truth"].astype(str),
+            "material": np.r_[np.full(len(numbers["truth"]), "composed"), outside["material"]],
+            "truth": np.r_[numbers["truth"], outside["truth"]].astype(str),
             "read": read,
-            "touching": numbers["touching_pairs"] > 0,
-            "touching_pairs": numbers["touching_pairs"],
+            "touching": np.r_[numbers["touching_pairs"], outside_touching] > 0,
+            "touching_pairs": np.r_[numbers["touching_pairs"], outside_touching],
         }
     )
 
@@ -99,22 +103,44 @@ def number_metrics(table: pd.DataFrame) -> dict:
     return metrics
 
 
+def outside_metrics(table: pd.DataFrame) -> dict:
+    """`number_metrics` of the held-out numbers, prefixed `outside_`, and of its single digits the share
+    read right (`outside_digits_read`) and the count read as two or more (`outside_digits_as_several`)."""
+    metrics = {}
+    numbers = table[table.material == "number"]
+    if len(numbers):
+        metrics = {f"outside_{name}": value for name, value in number_metrics(numbers).items()}
+    singles = table[table.material.isin(["test digit", "UCI digit"])]
+    if len(singles):
+        metrics["outside_digits"] = len(singles)
+        metrics["outside_digits_read"] = float((singles.truth == singles.read).mean())
+        metrics["outside_digits_as_several"] = int((singles.read.str.len() > 1).sum())
+    return metrics
+
+
 def main() -> None:
     numbers = load_npz(paths.NUMBER_PHOTOS)
-    table = read_all(numbers, (paths.ONNX_MODEL, paths.TOUCHING_MODEL))
-    metrics = number_metrics(table)
+    table = read_all(numbers, load_npz(paths.OUTSIDE_PHOTOS), (paths.ONNX_MODEL, paths.TOUCHING_MODEL))
+    composed = table[table.material == "composed"]
+    metrics = number_metrics(composed) | outside_metrics(table)
     save_json(paths.NUMBERS_METRICS, metrics)
     with atomic_write(paths.NUMBERS_READ) as tmp:
-        table.to_csv(tmp, index_label="number")
-    wrong = table.index[table.truth != table.read]
-    rows = table.loc[sorted({*table.index[: SHOWN - len(wrong[:2])], *wrong[:2]})]
+        table.to_csv(tmp, index_label="photo")
+    wrong = composed.index[composed.truth != composed.read]
+    rows = composed.loc[sorted({*composed.index[: SHOWN - len(wrong[:2])], *wrong[:2]})]
     photos = [np.asarray(Image.open(io.BytesIO(photo_bytes(numbers, i)))) for i in rows.index]
     captions = [f"number {i}: {row.truth}, read as {row.read or '(nothing)'}" for i, row in rows.iterrows()]
     plots.save(plots.numbers(photos, captions, (rows.truth != rows.read).to_numpy()), paths.NUMBERS_PLOT)
     log.info(
-        "%d numbers of test digits: %.2f%% read whole, %.2f%% of digits (%.2f%% of those with a touching pair)",
+        "%d numbers of test digits: %.2f%% read whole, %.2f%% of digits (%.2f%% of those with a touching pair); "
+        "held out: %.2f%% of %d numbers read whole, %.2f%% of %d single digits read right, %d as several",
         metrics["numbers"],
         100 * metrics["sequence_accuracy"],
         100 * metrics["digit_accuracy"],
         100 * metrics.get("touching_sequence_accuracy", float("nan")),
+        100 * metrics.get("outside_sequence_accuracy", float("nan")),
+        metrics.get("outside_numbers", 0),
+        100 * metrics.get("outside_digits_read", float("nan")),
+        metrics.get("outside_digits", 0),
+        metrics.get("outside_digits_as_several", 0),
     )

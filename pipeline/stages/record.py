@@ -71,6 +71,7 @@ FINGERPRINTED = (
     *map(paths.split_file, paths.SPLITS),
     paths.PHOTOS,
     paths.NUMBER_PHOTOS,
+    paths.OUTSIDE_PHOTOS,
     paths.CNN_MODEL,
     paths.ONNX_MODEL,
     paths.INT8_MODEL,

@@ -153,6 +153,12 @@ def test_the_model_card_s_figures_are_those_of_the_metrics_files(reproduced, rep
     )
     whole, digits = percent(rf"\*\*([\d.]+)%\*\* of {numbers['numbers']} numbers[^%]*?([\d.]+)%\s+of their digits")
     assert (whole, digits) == pytest.approx((numbers["sequence_accuracy"], numbers["digit_accuracy"]), abs=5e-5)
+    outside = percent(
+        rf"\*\*([\d.]+)%\*\* of {numbers['outside_numbers']} numbers read whole; \*\*([\d.]+)%\*\* of "
+        rf"{numbers['outside_digits']} single digits"
+    )
+    assert outside == pytest.approx([numbers["outside_sequence_accuracy"], numbers["outside_digits_read"]], abs=5e-5)
+    assert f"read right, {numbers['outside_digits_as_several']} of them as several digits" in card
     explained = metrics[paths.EXPLAIN_METRICS]
     aucs = [
         float(v)
