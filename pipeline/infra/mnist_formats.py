@@ -1,4 +1,5 @@
-"""MNIST's published file formats decoded into the Keras layout: x_train, y_train, x_test, y_test (uint8).
+"""MNIST's published file formats (Fashion-MNIST's too) decoded into the Keras layout: x_train, y_train,
+x_test, y_test (uint8).
 
 npz (Keras' mnist.npz), idx (LeCun's four gzipped files), pickle (the classic (train, valid, test) of
 float pixels, unpickled with numpy arrays allowed and nothing else, so no code from the file runs).
@@ -28,11 +29,12 @@ def _decode_npz(files: dict[str, Path]) -> dict[str, np.ndarray]:
 
 
 def _decode_idx(files: dict[str, Path]) -> dict[str, np.ndarray]:
+    by_name = {path.name: path for path in files.values()}  # a package may hold them in a folder
     return {
-        "x_train": _read_idx(files["train-images-idx3-ubyte.gz"]),
-        "y_train": _read_idx(files["train-labels-idx1-ubyte.gz"]),
-        "x_test": _read_idx(files["t10k-images-idx3-ubyte.gz"]),
-        "y_test": _read_idx(files["t10k-labels-idx1-ubyte.gz"]),
+        "x_train": _read_idx(by_name["train-images-idx3-ubyte.gz"]),
+        "y_train": _read_idx(by_name["train-labels-idx1-ubyte.gz"]),
+        "x_test": _read_idx(by_name["t10k-images-idx3-ubyte.gz"]),
+        "y_test": _read_idx(by_name["t10k-labels-idx1-ubyte.gz"]),
     }
 
 

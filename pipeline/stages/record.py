@@ -121,7 +121,7 @@ def main() -> None:
     params = load_params()
     experiment_id = tracking.use_experiment(params.mlflow.experiment)  # fails before any work
     trainings = {role: json.loads(path.read_text()) for role, path in TRAININGS.items()}
-    flat_params = metric_names.flatten(read_yaml(PARAMS_FILE))
+    flat_params = metric_names.run_params(read_yaml(PARAMS_FILE))
     metrics = metric_names.metrics_of({path: json.loads(path.read_text()) for path in METRICS})
     history = pd.read_csv(paths.HISTORY)
     with tracking.start_run(tracking.run_name(), run_tags(trainings)) as run:

@@ -27,8 +27,12 @@ def schema_leaves(model: type[BaseModel] = Params, raw: Any = RAW, path: tuple =
     for name, field in model.model_fields.items():
         tp, value, here = field.annotation, raw[name], (*path, name)
         item = typing.get_args(tp)[0] if typing.get_origin(tp) is list else None
+        entry = typing.get_args(tp)[1] if typing.get_origin(tp) is dict else None
         if isinstance(tp, type) and issubclass(tp, BaseModel):
             leaves += schema_leaves(tp, value, here)
+        elif isinstance(entry, type) and issubclass(entry, BaseModel):
+            for key, element in value.items():  # every key of every entry
+                leaves += schema_leaves(entry, element, (*here, key))
         elif item is not None and issubclass(item, BaseModel):
             leaves.append((here, field))  # the list itself (it is constrained) ...
             for i, element in enumerate(value):  # ... and every key of every element
@@ -39,7 +43,7 @@ def schema_leaves(model: type[BaseModel] = Params, raw: Any = RAW, path: tuple =
 
 
 def shown(path: tuple) -> str:
-    """A path as the loader names it: data.sources[1].url."""
+    """A path as the loader names it: data.datasets.mnist.sources[1].url."""
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
 
 
@@ -75,7 +79,12 @@ def _set(value):
 
 
 def _rename(container, key):
-    container[f"{key}s"] = container.pop(key)
+    container[_misspelt(key)] = container.pop(key)
+
+
+def _misspelt(key: str) -> str:
+    """`key` with an s added (a letter doubled where that is a key too: data.dataset beside data.datasets)."""
+    return f"{key}s" if f"{key}s" not in {"datasets"} else f"{key[:-1]}{key[-1] * 2}"
 
 
 def _delete(container, key):
@@ -90,7 +99,10 @@ for path, field in LEAVES:
     if (bad := out_of_range(field)) is not None:
         CASES[f"{key}: out of range"] = (mutated(path, _set(bad)), f"{key} = {bad!r}: expected ")
     if not isinstance(path[-1], int):
-        CASES[f"{key}: misspelt"] = (mutated(path, _rename), f"unknown key '{key}s': did you mean '{path[-1]}'?")
+        CASES[f"{key}: misspelt"] = (
+            mutated(path, _rename),
+            f"unknown key '{key[: -len(path[-1])]}{_misspelt(path[-1])}': did you mean '{path[-1]}'?",
+        )
         CASES[f"{key}: missing"] = (mutated(path, _delete), f"missing key '{key}' (")
 for section in RAW:
     CASES[f"{section}: section missing"] = (

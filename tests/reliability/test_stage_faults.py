@@ -29,10 +29,8 @@ def work(tmp_path, http_server, repo_params) -> Path:
     """A stage's working folder: params (MNIST from a local server, one epoch) and processed splits."""
     root, url, _ = http_server
     mnist = write_npz(root, fake_mnist())
-    repo_params["data"] |= {
-        "cache_dir": "cache",
-        "sources": [url_source("local", "npz", url, {mnist.name: sha256(mnist)})],
-    }
+    repo_params["data"]["cache_dir"] = "cache"
+    repo_params["data"]["datasets"]["mnist"]["sources"] = [url_source("local", "npz", url, {mnist.name: sha256(mnist)})]
     repo_params["train"] |= {"epochs": 1}
     folder = tmp_path / "work"
     folder.mkdir()

