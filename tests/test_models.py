@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from pipeline.infra.params import AugmentParams, ModelParams
-from pipeline.ml import models
+from pipeline.ml import explain, models
 
-NO_AUGMENT = AugmentParams(enabled=False, rotation_deg=0, shift=0, zoom=0)
-AUGMENT = AugmentParams(enabled=True, rotation_deg=15, shift=0.1, zoom=0.1)
+NO_AUGMENT = AugmentParams(enabled=False, flip=False, rotation_deg=0, shift=0, zoom=0)
+AUGMENT = AugmentParams(enabled=True, flip=False, rotation_deg=15, shift=0.1, zoom=0.1)
 
 
 def test_registry_and_params_schema_name_the_same_architectures():
@@ -104,3 +104,21 @@ def test_an_ensemble_is_one_model_averaging_its_members(tmp_path):
     np.testing.assert_allclose(
         explain.grad_cam(loaded, images, classes), explain._unit(np.mean(maps, axis=0)), atol=1e-5
     )
+
+
+def test_a_flip_mirrors_training_images_only_and_only_when_asked():
+    flipping = models.build("tiny", AUGMENT.model_copy(update={"flip": True}))
+    assert any(isinstance(layer, keras.layers.RandomFlip) for layer in flipping.layers)
+    assert not any(isinstance(layer, keras.layers.RandomFlip) for layer in models.build("tiny", AUGMENT).layers)
+    assert not any(isinstance(layer, models.AUGMENTATION) for layer in models.inference_model(flipping).layers)
+
+
+def test_a_residual_network_saves_loads_safely_and_explains_its_last_block(tmp_path):
+    network = models.inference_model(models.build("resnet", NO_AUGMENT))
+    assert 300_000 < network.count_params() < 3_000_000
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28)).astype(np.float32)
+    network.save(tmp_path / "resnet.keras")
+    loaded = keras.saving.load_model(tmp_path / "resnet.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), network.predict(images, verbose=0), atol=1e-6)
+    maps = explain.grad_cam(loaded, images, np.zeros(4, int))
+    assert maps.shape == (4, 28, 28) and np.isfinite(maps).all()

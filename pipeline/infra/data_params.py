@@ -1,8 +1,8 @@
 """params.yaml's `data` section: the datasets the pipeline can run on, and where each comes from.
 
 One entry of `data.datasets` describes a dataset: its name for people, its class names, whether its
-classes are digits (the stages that read whole numbers apply only then), and its sources, tried in
-order, each file pinned by a hash.  `data.dataset` picks one.  Part of the schema of
+classes are digits (the stages that read whole numbers apply only then), its MLflow experiment and
+registered models, and its sources, tried in order, each file pinned by a hash.  `data.dataset` picks one.  Part of the schema of
 `pipeline.infra.params` (its rules hold here: every key required, nothing coerced).
 """
 
@@ -54,12 +54,22 @@ class SourceParams(Section):
         return self
 
 
+class MlflowParams(Section):
+    """Where a dataset's runs and models are tracked: an experiment and registered models of its own, so
+    that a runs table, a chart comparison or `promote` never mixes datasets."""
+
+    experiment: str = Field(min_length=1, description="a non-empty experiment name")
+    cnn_model_name: str = Field(min_length=1, description="a non-empty registered model name")
+    baseline_model_name: str = Field(min_length=1, description="a non-empty registered model name")
+
+
 class DatasetParams(Section):
     """One dataset: 28x28 grey images of 10 classes, 60,000 for training and 10,000 for testing."""
 
     title: str = Field(min_length=1, description="a non-empty name for people")
     classes: list[str] = Field(min_length=10, max_length=10, description="a list of 10 class names")
     digits: bool  # its classes are the digits 0-9: numbers can be composed of its images and read
+    mlflow: MlflowParams
     sources: list[SourceParams] = Field(min_length=1, description="a non-empty list of sources, tried in order")
 
 

@@ -18,11 +18,24 @@ def metrics_of(files: dict[Path, dict]) -> dict[str, float]:
     by `/`: metrics/CNN.json's `test_accuracy` is `CNN/test_accuracy`, metrics/speed/train.json's
     `train_seconds` is `speed/train/train_seconds`.  The MLflow UI groups charts by the name up to the
     last `/` and sorts the groups by character code, capitals first: the CNN's files (metrics/CNN.json,
-    metrics/CNN/) come before the baseline's and the rest.  Booleans count 1 or 0."""
+    metrics/CNN/) come before the baseline's and the rest.  Booleans count 1 or 0; words (a stage's
+    `not_applicable` reason) are no metric: `notes_of` has them."""
     return {
         metric_name(path, *keys): float(value)
         for path, content in files.items()
         for keys, value in _leaves(content).items()
+        if not isinstance(value, str)
+    }
+
+
+def notes_of(files: dict[Path, dict]) -> dict[str, str]:
+    """The words in metrics files (a stage's `not_applicable` reason), named as `metrics_of` names a
+    metric: the pipeline run's tags."""
+    return {
+        metric_name(path, *keys): value
+        for path, content in files.items()
+        for keys, value in _leaves(content).items()
+        if isinstance(value, str)
     }
 
 

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from pipeline import PipelineError, one_line
-from pipeline.infra.data_params import DataParams
+from pipeline.infra.data_params import DataParams, MlflowParams
 from pipeline.infra.param_section import Section
 from pipeline.infra.yaml_files import read_yaml
 
@@ -42,6 +42,7 @@ class AugmentParams(Section):
     """Random distortions of training images (never applied at evaluation or inference)."""
 
     enabled: bool
+    flip: bool  # mirror left to right at random: right for garments, wrong for digits
     rotation_deg: float = Field(ge=0, le=180, description="degrees in [0, 180]")
     shift: float = Field(ge=0, lt=1, description="a fraction of the image in [0, 1)")
     zoom: float = Field(ge=0, lt=1, description="a fraction in [0, 1)")
@@ -50,7 +51,7 @@ class AugmentParams(Section):
 class ModelParams(Section):
     """The CNN architecture (train stage)."""
 
-    arch: Literal["default", "fast", "tiny", "simple", "lenet5", "bn", "deep", "deotte"]
+    arch: Literal["default", "fast", "tiny", "simple", "lenet5", "bn", "deep", "deotte", "resnet"]
     test_time_shift: int = Field(ge=0, le=4, description="a number of pixels in [0, 4] (0 = no shifted copies)")
     ensemble_size: int = Field(ge=1, le=20, description="a number of members in [1, 20] (1 = a single model)")
 
@@ -154,14 +155,6 @@ class BaselineParams(Section):
     pixel_scaling: Literal["unit", "standard"]
 
 
-class MlflowParams(Section):
-    """Where and under which names runs and models are tracked."""
-
-    experiment: str = Field(min_length=1, description="a non-empty experiment name")
-    cnn_model_name: str = Field(min_length=1, description="a non-empty registered model name")
-    baseline_model_name: str = Field(min_length=1, description="a non-empty registered model name")
-
-
 class Params(Section):
     """The whole of params.yaml."""
 
@@ -176,7 +169,11 @@ class Params(Section):
     numbers: NumbersParams
     baseline: BaselineParams
     compare: CompareParams
-    mlflow: MlflowParams
+
+    @property
+    def mlflow(self) -> MlflowParams:
+        """The MLflow experiment and registered models of the dataset the pipeline runs on."""
+        return self.data.current.mlflow
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:

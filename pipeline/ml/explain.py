@@ -68,7 +68,10 @@ def _grad_cam(network, digits: np.ndarray, classes: np.ndarray) -> np.ndarray:
     import keras
     import tensorflow as tf
 
-    last_conv = [layer for layer in network.layers if isinstance(layer, keras.layers.Conv2D)][-1]
+    from pipeline.ml.residual import PreActivationBlock  # a residual block ends in a convolution
+
+    feature_maps = (keras.layers.Conv2D, PreActivationBlock)
+    last_conv = [layer for layer in network.layers if isinstance(layer, feature_maps)][-1]
     outputs = tf.convert_to_tensor(digits, tf.float32)
     with tf.GradientTape() as tape:
         for layer in network.layers:  # layer by layer, keeping the last convolution's output

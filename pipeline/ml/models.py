@@ -16,9 +16,10 @@ import numpy as np
 from keras import layers
 
 from pipeline.infra.params import AugmentParams
+from pipeline.ml.residual import PreActivationBlock
 
 INPUT_SHAPE = (28, 28)
-AUGMENTATION = (layers.RandomRotation, layers.RandomTranslation, layers.RandomZoom)
+AUGMENTATION = (layers.RandomFlip, layers.RandomRotation, layers.RandomTranslation, layers.RandomZoom)
 
 
 def tiny() -> list[layers.Layer]:
@@ -138,6 +139,19 @@ def deotte() -> list[layers.Layer]:
     ]
 
 
+def resnet() -> list[layers.Layer]:
+    """A small pre-activation residual network: a 3x3 convolution of 32, then two residual blocks at
+    each of 32, 64 and 128 filters (the first of each wider stage halving the image), BatchNorm and ReLU,
+    global average pooling; for data whose classes differ in texture and shape, not only in strokes."""
+    return [
+        layers.Conv2D(32, 3, padding="same", use_bias=False),
+        *(PreActivationBlock(f, stride) for f in (32, 64, 128) for stride in ((1 if f == 32 else 2), 1)),
+        layers.BatchNormalization(),
+        layers.ReLU(),
+        layers.GlobalAveragePooling2D(),
+    ]
+
+
 def _batch_normed(filters: int, size: int, **conv) -> list[layers.Layer]:
     """A convolution with ReLU, then BatchNorm."""
     return [layers.Conv2D(filters, size, activation="relu", **conv), layers.BatchNormalization()]
@@ -149,7 +163,7 @@ def _seed_conv(filters: int) -> list[layers.Layer]:
 
 
 ARCHITECTURES: dict[str, Callable[[], list[layers.Layer]]] = {
-    f.__name__: f for f in (tiny, simple, lenet5, bn, deep, default, fast, deotte)
+    f.__name__: f for f in (tiny, simple, lenet5, bn, deep, default, fast, deotte, resnet)
 }
 
 
@@ -158,6 +172,7 @@ def build(arch: str, augment: AugmentParams) -> keras.Model:
     augmentation = []
     if augment.enabled:
         augmentation = [
+            *([layers.RandomFlip("horizontal")] if augment.flip else []),
             layers.RandomRotation(augment.rotation_deg / 360, fill_mode="constant"),
             layers.RandomTranslation(augment.shift, augment.shift, fill_mode="constant"),
             layers.RandomZoom(augment.zoom, fill_mode="constant"),

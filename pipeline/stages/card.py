@@ -20,6 +20,7 @@ from pipeline.infra import paths
 from pipeline.infra.files import atomic_write
 from pipeline.infra.params import Params, load_params
 from pipeline.report import plots
+from pipeline.stages.not_applicable import KEY
 
 log = logging.getLogger(__name__)
 CONFUSED_PAIRS = 5  # the most frequent (true, read) pairs the card lists
@@ -41,13 +42,15 @@ def interval(accuracy: float, images: int) -> tuple[float, float]:
 def model_card(params: Params, metrics: dict[str, dict], manifest: dict, pairs: pd.DataFrame) -> str:
     """The card's markdown; `metrics` holds each metrics file by name (CNN, per_class, data, photos, numbers, explain)."""
     cnn, data, photos, numbers, explained = (metrics[k] for k in ("CNN", "data", "photos", "numbers", "explain"))
+    dataset, names = params.data.current, params.data.current.classes
+    kind = "digit" if dataset.digits else "class"
     low, high = interval(cnn["test_accuracy"], data["test"])
     per_class = "\n".join(
-        f"| {digit} | {m['precision']:.2%} | {m['recall']:.2%} | {m['f1']:.2%} |"
-        for digit, m in metrics["per_class"].items()
+        f"| {names[int(label)]} | {m['precision']:.2%} | {m['recall']:.2%} | {m['f1']:.2%} |"
+        for label, m in metrics["per_class"].items()
     )
     confused = "\n".join(
-        f"| {r.actual} | {r.predicted} | {r.size} | test image {r.first} |" for r in pairs.itertuples()
+        f"| {names[r.actual]} | {names[r.predicted]} | {r.size} | test image {r.first} |" for r in pairs.itertuples()
     )
     subset = f"a stratified subset of {params.preprocess.subset:,}" if params.preprocess.subset else "all"
     return f"""# Model card: {params.mlflow.cnn_model_name} (`{params.model.arch}`)
@@ -55,12 +58,11 @@ def model_card(params: Params, metrics: dict[str, dict], manifest: dict, pairs: 
 Written by the card stage of `dvc repro` from this execution's metrics files: every figure below is read from them.
 
 ## Intended use
-Reading handwritten digits 0-9 in images: one digit, or one row of several (a number), scanned, photographed or
-drawn, dark on light or light on dark (`python -m pipeline predict`, the draw page, the REST server). A reference
+{_use(params)} A reference
 pipeline for learning and comparing models, not for decisions that matter without a human check.
 
 ## Training data
-MNIST, from source `{manifest["source"]}` ({manifest["origin"]}), content digest `{manifest["content_digest"]}`.
+{dataset.title}, from source `{manifest["source"]}` ({manifest["origin"]}), content digest `{manifest["content_digest"]}`.
 Training used {subset} of the {manifest["images"]["train"]:,} training images: {data["train"]:,} to train on and
 {data["val"]:,} held out for validation (stratified, seed {params.preprocess.seed}); {data["test"]:,} test images.
 
@@ -73,8 +75,8 @@ validation split; the test set is scored once per finished model and only report
 | test ({data["test"]:,} images) | **{cnn["test_accuracy"]:.2%}** (95% interval {low:.2%} to {high:.2%}) | {cnn["test_loss"]:.4f} |
 | validation ({data["val"]:,} images) | {cnn["val_accuracy"]:.2%} | {cnn["val_loss"]:.4f} |
 
-## Per digit (test set)
-| digit | precision | recall | F1 |
+## Per {kind} (test set)
+| {kind} | precision | recall | F1 |
 |---|---|---|---|
 {per_class}
 
@@ -85,14 +87,10 @@ validation split; the test set is scored once per finished model and only report
 
 One example of each: `{paths.CONFUSED_PLOT}`.
 
-## Beyond MNIST's own images
-- Photographed digits: **{photos["photo_accuracy"]:.2%}** of {photos["images"]:,} test digits rendered as photos
-  and normalised back as `predict` normalises a digit ({photos["mnist_accuracy"]:.2%} on the same digits as MNIST has them).
-- Composed numbers: **{numbers["sequence_accuracy"]:.2%}** of {numbers["numbers"]:,} numbers of
-  {params.numbers.min_digits}-{params.numbers.max_digits} test digits read whole, {numbers["digit_accuracy"]:.2%}
-  of their digits (1 - edit distance / digits); {_touching(numbers)}.
-- Written and photographed another way (other pens, slants, gaps, papers and light; code that shares nothing
-  with the composition): {_outside(numbers)}.
+## Beyond {dataset.title}'s own images
+- Photographed {"digits" if dataset.digits else "items"}: **{photos["photo_accuracy"]:.2%}** of {photos["images"]:,} test images rendered as photos
+  and normalised back as `predict` normalises one ({photos["mnist_accuracy"]:.2%} on the same images as {dataset.title} has them).
+{_numbers(params, numbers)}
 
 ## Explanations
 Saliency maps (occlusion, and Grad-CAM on the last convolution) on {explained["images"]:,} test digits, judged by
@@ -101,13 +99,43 @@ probability is {explained["occlusion_deletion_auc"]:.3f} for occlusion and {expl
 for Grad-CAM, against {explained["random_deletion_auc"]:.3f} in random order (lower: the map found what mattered).
 
 ## Known limits
-- Digits are expected as MNIST has them: one per 28x28 field, size-normalised and centred. `predict` and the draw
+{_limits(params)}
+"""
+
+
+def _use(params: Params) -> str:
+    """The card's intended use: digits and numbers, or one item per image of another dataset."""
+    dataset = params.data.current
+    if dataset.digits:
+        return """Reading handwritten digits 0-9 in images: one digit, or one row of several (a number), scanned, photographed or
+drawn, dark on light or light on dark (`python -m pipeline predict`, the draw page, the REST server)."""
+    return f"""Telling which of {dataset.title}'s 10 classes ({", ".join(dataset.classes)}) one image shows, one item per
+image, dark on light or light on dark (`python -m pipeline predict`, the REST server)."""
+
+
+def _numbers(params: Params, numbers: dict) -> str:
+    """The card's lines on whole numbers: their figures, or why they do not apply."""
+    if KEY in numbers:
+        return f"- Whole numbers: not applicable: {numbers[KEY]}."
+    return f"""- Composed numbers: **{numbers["sequence_accuracy"]:.2%}** of {numbers["numbers"]:,} numbers of
+  {params.numbers.min_digits}-{params.numbers.max_digits} test digits read whole, {numbers["digit_accuracy"]:.2%}
+  of their digits (1 - edit distance / digits); {_touching(numbers)}.
+- Written and photographed another way (other pens, slants, gaps, papers and light; code that shares nothing
+  with the composition): {_outside(numbers)}."""
+
+
+def _limits(params: Params) -> str:
+    """The card's known limits for digits, or for another dataset."""
+    if params.data.current.digits:
+        return """- Digits are expected as MNIST has them: one per 28x28 field, size-normalised and centred. `predict` and the draw
   page normalise images so; a raw 28x28 array sent to the REST server that is not centred is read less well.
 - No "not a digit" answer: letters, symbols and scribbles are read as some digit, and the confidence is no guard.
 - Other scripts (Arabic-Indic, Devanagari, Chinese numerals, ...) were never seen in training.
 - One row: a number is read left to right; several rows, decimal points and signs are not understood; touching
-  digits are read less well than separate ones (above).
-"""
+  digits are read less well than separate ones (above)."""
+    title = params.data.current.title
+    return f"""- Images are expected as {title} has them: one item per 28x28 field, grey, centred; `predict` normalises images so.
+- No "none of these" answer: anything else is read as one of the 10 classes, and the confidence is no guard."""
 
 
 def _touching(numbers: dict) -> str:
@@ -152,7 +180,8 @@ def main() -> None:
     card = model_card(params, metrics, json.loads(paths.RAW_MANIFEST.read_text()), pairs)
     with atomic_write(paths.MODEL_CARD) as tmp:
         tmp.write_text(card)
-    captions = [f"true {r.actual}, read {r.predicted}\n({r.size} images)" for r in pairs.itertuples()]
+    names = params.data.current.classes
+    captions = [f"true {names[r.actual]}, read {names[r.predicted]}\n({r.size} images)" for r in pairs.itertuples()]
     figure = plots.digit_grid(images[pairs["first"]], captions, np.ones(len(pairs), bool), "Most confused pairs")
     plots.save(figure, paths.CONFUSED_PLOT)
     log.info("model card: %s", paths.MODEL_CARD)

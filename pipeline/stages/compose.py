@@ -22,7 +22,6 @@ import io
 import logging
 
 import numpy as np
-from sklearn.datasets import load_digits
 
 from pipeline import PipelineError
 from pipeline.images import other_hands
@@ -32,6 +31,7 @@ from pipeline.infra import paths
 from pipeline.infra.cpus import usable_cpus
 from pipeline.infra.files import save_npz
 from pipeline.infra.params import NumbersParams, load_params
+from pipeline.stages import not_applicable
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ def outside_all(images: np.ndarray, labels: np.ndarray, params: NumbersParams) -
     as `compose_all`'s arrays, with each photo's `material` ("number", "test digit" or "UCI digit")."""
     rng = np.random.default_rng([params.seed, 1])
     lengths = rng.integers(params.min_digits, params.max_digits + 1, params.outside_numbers)
+    from sklearn.datasets import load_digits  # a second to import: only where the material is made
+
     uci = load_digits()
     half = params.outside_digits // 2
     singles = rng.choice(len(labels), half), rng.choice(len(uci.target), params.outside_digits - half)
@@ -121,7 +123,10 @@ def _packed(photos: list[bytes]) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    params = load_params().numbers
+    all_params = load_params()
+    if not_applicable.skip(all_params, None, (paths.NUMBER_PHOTOS, paths.OUTSIDE_PHOTOS)):
+        return
+    params = all_params.numbers
     images, labels = paths.load_split("test")
     numbers = compose_all(images, labels, params)
     save_npz(paths.NUMBER_PHOTOS, numbers)

@@ -32,21 +32,23 @@ log = logging.getLogger(__name__)
 FIGURES = (paths.CONFUSION_PLOT, paths.MISCLASSIFIED_PLOT, paths.SAMPLES_PLOT, paths.CURVES_PLOT)
 
 
-def figures(images: np.ndarray, table: pd.DataFrame, history: pd.DataFrame, kept_epoch: int, grid_size: int) -> dict:
-    """Every figure of the stage but the maps, keyed by the path it is saved to."""
+def figures(
+    images: np.ndarray, table: pd.DataFrame, history: pd.DataFrame, kept_epoch: int, grid_size: int, names: list[str]
+) -> dict:
+    """Every figure of the stage but the maps, keyed by the path it is saved to; classes by their `names`."""
     wrong = most_confident_mistakes(table, grid_size)
     sample = table.head(grid_size)
     return {
-        paths.CONFUSION_PLOT: plots.confusion_matrix(table.actual.to_numpy(), table.predicted.to_numpy()),
+        paths.CONFUSION_PLOT: plots.confusion_matrix(table.actual.to_numpy(), table.predicted.to_numpy(), names),
         paths.MISCLASSIFIED_PLOT: plots.digit_grid(
             images[wrong.index],
-            [f"true {r.actual}, pred {r.predicted}\n{r.confidence:.0%}" for r in wrong.itertuples()],
+            [f"true {names[r.actual]}, pred {names[r.predicted]}\n{r.confidence:.0%}" for r in wrong.itertuples()],
             np.ones(len(wrong), bool),
             f"The {len(wrong)} most confident mistakes",
         ),
         paths.SAMPLES_PLOT: plots.digit_grid(
             images[sample.index],
-            [f"pred {r.predicted} ({r.confidence:.0%})" for r in sample.itertuples()],
+            [f"pred {names[r.predicted]} ({r.confidence:.0%})" for r in sample.itertuples()],
             (sample.actual != sample.predicted).to_numpy(),
             f"The first {len(sample)} test images (mistakes in red)",
         ),
@@ -54,7 +56,9 @@ def figures(images: np.ndarray, table: pd.DataFrame, history: pd.DataFrame, kept
     }
 
 
-def explained_mistakes(model, images: np.ndarray, table: pd.DataFrame, params: EvaluateParams) -> Figure:
+def explained_mistakes(
+    model, images: np.ndarray, table: pd.DataFrame, params: EvaluateParams, names: list[str]
+) -> Figure:
     """The `explained_mistakes` most confident mistakes, each with its Grad-CAM and occlusion maps for
     the digit read (`model`: the Keras model)."""
     wrong = most_confident_mistakes(table, params.explained_mistakes)
@@ -63,7 +67,7 @@ def explained_mistakes(model, images: np.ndarray, table: pd.DataFrame, params: E
         keras_predictor(model), digits, classes, params.occlusion_patch, params.occlusion_stride
     )
     maps = {"Grad-CAM": explain.grad_cam(model, digits, classes), "occlusion": occluded}
-    captions = [f"true {r.actual}, read {r.predicted} ({r.confidence:.0%})" for r in wrong.itertuples()]
+    captions = [f"true {names[r.actual]}, read {names[r.predicted]} ({r.confidence:.0%})" for r in wrong.itertuples()]
     return plots.saliency_rows(digits, maps, captions, "Misclassified test digits: where the model looked")
 
 
@@ -94,7 +98,8 @@ def headline(test: dict, validation: dict) -> dict:
 
 
 def main() -> None:
-    params = load_params().evaluate
+    everything = load_params()
+    params, names = everything.evaluate, everything.data.current.classes
     images, actual = paths.load_split("test")
     model = keras.saving.load_model(paths.CNN_MODEL, safe_mode=True)
     probabilities, speed = timed_predictions(model.predict_on_batch, images, params.batch_size, params.latency_runs)
@@ -115,9 +120,9 @@ def main() -> None:
     )
     kept_epoch = json.loads(paths.TRAIN_METRICS.read_text())["kept_epoch"]
     history = pd.read_csv(paths.HISTORY)
-    for path, figure in figures(images, table, history, kept_epoch, params.grid_size).items():
+    for path, figure in figures(images, table, history, kept_epoch, params.grid_size, names).items():
         plots.save(figure, path)
-    plots.save(explained_mistakes(model, images, table, params), paths.EXPLAINED_PLOT)
+    plots.save(explained_mistakes(model, images, table, params, names), paths.EXPLAINED_PLOT)
 
     log.info(
         "test accuracy %.4f, loss %.4f, macro F1 %.4f (validation accuracy %.4f); %s images/s, latency %s ms",

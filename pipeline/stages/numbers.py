@@ -27,9 +27,11 @@ from pipeline.images.segmentation import segment
 from pipeline.infra import paths
 from pipeline.infra.cpus import usable_cpus
 from pipeline.infra.files import atomic_write, load_npz, save_json
+from pipeline.infra.params import load_params
 from pipeline.ml.predictors import Predictor, onnx_predictor
 from pipeline.reading.numbers import read_number
 from pipeline.report import plots
+from pipeline.stages import not_applicable
 
 log = logging.getLogger(__name__)
 SHOWN = 6  # numbers in the report figure: the first ones, and the first two read wrong
@@ -119,6 +121,8 @@ def outside_metrics(table: pd.DataFrame) -> dict:
 
 
 def main() -> None:
+    if not_applicable.skip(load_params(), paths.NUMBERS_METRICS, (paths.NUMBERS_READ, paths.NUMBERS_PLOT)):
+        return
     numbers = load_npz(paths.NUMBER_PHOTOS)
     table = read_all(numbers, load_npz(paths.OUTSIDE_PHOTOS), (paths.ONNX_MODEL, paths.TOUCHING_MODEL))
     composed = table[table.material == "composed"]

@@ -122,9 +122,10 @@ def main() -> None:
     experiment_id = tracking.use_experiment(params.mlflow.experiment)  # fails before any work
     trainings = {role: json.loads(path.read_text()) for role, path in TRAININGS.items()}
     flat_params = metric_names.run_params(read_yaml(PARAMS_FILE))
-    metrics = metric_names.metrics_of({path: json.loads(path.read_text()) for path in METRICS})
+    files = {path: json.loads(path.read_text()) for path in METRICS}
+    metrics, notes = metric_names.metrics_of(files), metric_names.notes_of(files)
     history = pd.read_csv(paths.HISTORY)
-    with tracking.start_run(tracking.run_name(), run_tags(trainings)) as run:
+    with tracking.start_run(tracking.run_name(), run_tags(trainings) | notes) as run:
         mlflow.set_tag("mlflow.note.content", description(experiment_id, trainings))
         mlflow.log_params(flat_params)
         mlflow.log_metrics(metrics)

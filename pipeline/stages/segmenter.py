@@ -12,14 +12,18 @@ import logging
 from pipeline.infra import paths
 from pipeline.infra.files import atomic_write, save_json
 from pipeline.infra.params import load_params
-from pipeline.ml import touching_detector
+from pipeline.stages import not_applicable
 
 log = logging.getLogger(__name__)
 
 
 def main() -> None:
-    params = load_params().segmenter
-    model, metrics = touching_detector.train(paths.load_split("train")[0], paths.load_split("val")[0], params)
+    params = load_params()
+    if not_applicable.skip(params, paths.SEGMENTER_METRICS, (paths.TOUCHING_MODEL,)):
+        return
+    from pipeline.ml import touching_detector  # Keras: seconds to import, needless on another dataset
+
+    model, metrics = touching_detector.train(paths.load_split("train")[0], paths.load_split("val")[0], params.segmenter)
     with atomic_write(paths.TOUCHING_MODEL) as tmp:
         model.export(str(tmp), format="onnx", verbose=False)
     save_json(paths.SEGMENTER_METRICS, metrics)

@@ -111,7 +111,7 @@ for section in RAW:
     )
 CASES["model.arch: unknown architecture"] = (
     mutated(("model", "arch"), _set("resnet50")),
-    "model.arch = 'resnet50': expected one of default, fast, tiny, simple, lenet5, bn, deep, deotte",
+    "model.arch = 'resnet50': expected one of default, fast, tiny, simple, lenet5, bn, deep, deotte, resnet",
 )
 
 
@@ -151,8 +151,8 @@ STAGE_FAULTS = {  # each stage or command, with a bad value in a section it read
     "compose": ("numbers.touching", 1.5),
     "card": ("numbers.max_digits", 13),
     "baseline": ("baseline.C", 0),
-    "record": ("mlflow.experiment", ""),
-    "promote": ("mlflow.cnn_model_name", ""),
+    "record": ("data.datasets.mnist.mlflow.experiment", ""),
+    "promote": ("data.datasets.mnist.mlflow.cnn_model_name", ""),
 }
 
 

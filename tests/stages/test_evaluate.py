@@ -29,7 +29,7 @@ def test_figures_show_the_most_confident_mistakes_first():
             "learning_rate": [1e-3, 0.0],
         }
     )
-    figures = stage.figures(images, table, history, kept_epoch=2, grid_size=9)
+    figures = stage.figures(images, table, history, kept_epoch=2, grid_size=9, names=[str(d) for d in range(10)])
     assert set(figures) == set(stage.FIGURES)
     curves_legend = figures[paths.CURVES_PLOT].axes[0].get_legend().get_texts()
     assert "kept (epoch 2)" in [text.get_text() for text in curves_legend]

@@ -148,7 +148,7 @@ def test_the_model_card_s_figures_are_those_of_the_metrics_files(reproduced, rep
             row = percent(rf"\n\| {digit} \| ([\d.]+)% \| ([\d.]+)% \| ([\d.]+)% \|")
             assert row == pytest.approx([figures[k] for k in ("precision", "recall", "f1")], abs=5e-5)
     photos, numbers = metrics[paths.PHOTOS_METRICS], metrics[paths.NUMBERS_METRICS]
-    assert percent(rf"\*\*([\d.]+)%\*\* of {photos['images']} test digits")[0] == pytest.approx(
+    assert percent(rf"\*\*([\d.]+)%\*\* of {photos['images']} test images")[0] == pytest.approx(
         photos["photo_accuracy"], abs=5e-5
     )
     whole, digits = percent(rf"\*\*([\d.]+)%\*\* of {numbers['numbers']} numbers[^%]*?([\d.]+)%\s+of their digits")
