@@ -7,7 +7,8 @@ gets a one-line error on stderr while the others are still read, and the exit co
 Output: a table, or `--json` / `--csv` for machines; `"number"` is a string of digits ("0042").
 `--explain DIR` also writes DIR/<image name>.png (names that repeat, with their folders): the image
 with a box round each digit, and each digit with its occlusion map (pipeline.ml.explain: it works on any
-model, the ONNX export included).
+model, the ONNX export included).  On a dataset whose classes are not digits (`data.dataset`), each image
+is one item (`pipeline.images.items`), read by class name and index: `{"class": "Sneaker", "index": 7, ...}`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pipeline import PipelineError
 from pipeline.commands import add_model
 from pipeline.infra.params import load_params
 from pipeline.ml.predictors import Predictor
+from pipeline.reading.items import predict_items
 from pipeline.reading.models import default_model, load_predictor
 from pipeline.reading.numbers import TOP, load_touching, predict_files, read_file
 
@@ -67,6 +69,26 @@ def render(rows: list[dict], output: str) -> str:
     for row in predicted:
         digits = "; ".join(", ".join(f"{d} {p:.1%}" for d, p in digit["top3"]) for digit in row["digits"])
         lines.append(f"{row['file']:<{width}}  {row['number']:>8}  {row['confidence']:>10.1%}  {digits}")
+    return "\n".join(lines)
+
+
+def render_items(rows: list[dict], output: str) -> str:
+    """Rows of `predict_items` as a table, JSON (errors included) or CSV (an error column)."""
+    if output == "json":
+        return "[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]"
+    if output == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, ["file", "class", "index", "confidence", "top3", "error"], lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row | {"top3": " ".join(f"{name}:{p:.4f}" for name, p in row.get("top3", []))})
+        return buffer.getvalue().rstrip("\n")
+    read = [row for row in rows if "error" not in row]
+    width = max([len("file"), *(len(row["file"]) for row in read)])
+    lines = [f"{'file':<{width}}  {'class':>12}  confidence  top {TOP}"]
+    for row in read:
+        top = ", ".join(f"{name} {p:.1%}" for name, p in row["top3"])
+        lines.append(f"{row['file']:<{width}}  {row['class']:>12}  {row['confidence']:>10.1%}  {top}")
     return "\n".join(lines)
 
 
@@ -138,13 +160,17 @@ def main(
     files = image_files(paths)
     if not files:
         raise PipelineError(f"no image files in {' '.join(paths)} (expected {', '.join(sorted(IMAGE_SUFFIXES))})")
-    predictor, detector = load_predictor(model or default_model()), load_touching(touching)
-    if explain:
-        rows = write_explanations(files, predictor, detector, explain)
+    dataset = load_params().data.current
+    if not dataset.digits:  # one item per image: no number to cut, no detector
+        if explain:
+            raise PipelineError(f"--explain draws a number's digits; {dataset.title}'s classes are not digits")
+        rows = predict_items(files, load_predictor(model or default_model()), dataset.classes)
+    elif explain:
+        rows = write_explanations(files, load_predictor(model or default_model()), load_touching(touching), explain)
     else:
-        rows = predict_files(files, predictor, detector)
+        rows = predict_files(files, load_predictor(model or default_model()), load_touching(touching))
     for row in rows:
         if "error" in row:
             print(f"error: {row['error']}", file=sys.stderr)
-    print(render(rows, output))
+    print(render(rows, output) if dataset.digits else render_items(rows, output))
     return 1 if any("error" in row for row in rows) else 0

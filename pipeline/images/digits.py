@@ -68,7 +68,7 @@ def grey_levels(image: Image.Image) -> np.ndarray:
 def to_mnist(grey: np.ndarray) -> np.ndarray:
     """The digit in grey image `grey` ([0, 1]) as MNIST would have it: uint8 (28, 28), ink bright on black."""
     ink = ink_levels(working_size(grey))
-    return normalise(ink, _digit_mask(ink))
+    return normalise(ink, ink_mask(ink))
 
 
 def bounds(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -130,8 +130,8 @@ def ink_levels(grey: np.ndarray) -> np.ndarray:
     return np.clip(ink, 0, None).astype(np.float32)
 
 
-def _digit_mask(ink: np.ndarray) -> np.ndarray:
-    """The pixels of the digit: above Otsu's threshold, in blobs not much smaller than the largest."""
+def ink_mask(ink: np.ndarray) -> np.ndarray:
+    """The pixels of the ink (a digit, an item): above Otsu's threshold, in blobs not much smaller than the largest."""
     mask = ink > otsu_threshold(ink)
     blobs, _ = ndimage.label(mask, structure=np.ones((3, 3)))
     sizes = np.bincount(blobs.ravel())[1:]

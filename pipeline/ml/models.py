@@ -142,7 +142,8 @@ def deotte() -> list[layers.Layer]:
 def resnet() -> list[layers.Layer]:
     """A small pre-activation residual network: a 3x3 convolution of 32, then two residual blocks at
     each of 32, 64 and 128 filters (the first of each wider stage halving the image), BatchNorm and ReLU,
-    global average pooling; for data whose classes differ in texture and shape, not only in strokes."""
+    global average pooling; 697,514 parameters and about 80.5M multiply-adds an image (`default`: 7.6M);
+    for data whose classes differ in texture and shape, not only in strokes."""
     return [
         layers.Conv2D(32, 3, padding="same", use_bias=False),
         *(PreActivationBlock(f, stride) for f in (32, 64, 128) for stride in ((1 if f == 32 else 2), 1)),

@@ -3,7 +3,8 @@
 Each chosen test digit is rendered as a photo (dark ink on tinted paper, a random size and place on
 a page of random size, uneven light, sensor noise, JPEG at a random quality), written to disk, and
 read back and normalised by `pipeline.images.load_digit`, the single-digit reading of `predict`'s
-(which also looks for several digits and cuts touching ones, with a model; this stage needs none).
+(which also looks for several digits and cuts touching ones, with a model; this stage needs none); on a
+dataset whose classes are not digits, as one item per image (`pipeline.images.items.load_item`).
 The normalised digits go to data/photos.npz for the photos stage, which classifies them.  Nothing
 here depends on the model, so DVC reruns this stage only when the test set, the `photos` params or
 the image code change, not on every training.  Photos are rendered in parallel, each from its own
@@ -22,6 +23,7 @@ from PIL import Image
 
 from pipeline.images.camera import photograph
 from pipeline.images.digits import ImageError, load_digit
+from pipeline.images.items import load_item
 from pipeline.infra import paths
 from pipeline.infra.cpus import usable_cpus
 from pipeline.infra.files import save_npz
@@ -38,20 +40,25 @@ def photo_file(folder: Path, index: int) -> Path:
     return folder / f"test-{index:05d}.jpg"
 
 
-def photograph_and_read(digit: np.ndarray, index: int, seed: int, folder: Path) -> tuple[np.ndarray, bool]:
-    """Test digit `index` photographed (its own generator: `seed`, `index`), saved as JPEG and read
-    back: the normalised digit, and whether one was found."""
+def photograph_and_read(
+    digit: np.ndarray, index: int, seed: int, folder: Path, digits: bool = True
+) -> tuple[np.ndarray, bool]:
+    """Test image `index` photographed (its own generator: `seed`, `index`), saved as JPEG and read
+    back as `predict` reads it (a digit, or with `digits` false one item): the normalised image, and
+    whether one was found."""
     rng = np.random.default_rng([seed, index])
     path = photo_file(folder, index)
     photograph(digit, rng).save(path, quality=int(rng.integers(60, 95)))
     try:
-        return load_digit(path), True
+        return (load_digit if digits else load_item)(path), True
     except ImageError:
         return UNREADABLE, False
 
 
-def photograph_all(images: np.ndarray, indices: np.ndarray, seed: int, folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """`photograph_and_read` for each test digit of `indices`, on every core: (digits, readable)."""
+def photograph_all(
+    images: np.ndarray, indices: np.ndarray, seed: int, folder: Path, digits: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """`photograph_and_read` for each test image of `indices`, on every core: (images read, readable)."""
     with concurrent.futures.ProcessPoolExecutor(usable_cpus()) as pool:
         results = list(
             pool.map(
@@ -60,6 +67,7 @@ def photograph_all(images: np.ndarray, indices: np.ndarray, seed: int, folder: P
                 indices,
                 [seed] * len(indices),
                 [folder] * len(indices),
+                [digits] * len(indices),
                 chunksize=32,
             )
         )
@@ -68,15 +76,17 @@ def photograph_all(images: np.ndarray, indices: np.ndarray, seed: int, folder: P
 
 
 def main() -> None:
-    params = load_params().photos
+    everything = load_params()
+    params, dataset = everything.photos, everything.data.current
     images, actual = paths.load_split("test")
     chosen = np.sort(
         np.random.default_rng(params.seed).choice(len(actual), min(params.count, len(actual)), replace=False)
     )
     with tempfile.TemporaryDirectory() as folder:
-        digits, readable = photograph_all(images, chosen, params.seed, Path(folder))
+        digits, readable = photograph_all(images, chosen, params.seed, Path(folder), dataset.digits)
         shown = [np.asarray(Image.open(photo_file(Path(folder), i))) for i in chosen[:SHOWN]]
     save_npz(paths.PHOTOS, {"x": digits, "y": actual[chosen], "index": chosen, "readable": readable})
-    captions = [f"test digit {digit}" for digit in actual[chosen][:SHOWN]]
+    kind = "digit" if dataset.digits else "item"
+    captions = [f"test {kind} {dataset.classes[label]}" for label in actual[chosen][:SHOWN]]
     plots.save(plots.photos(shown, list(digits[:SHOWN]), captions), paths.PHOTOS_PLOT)
     log.info("%d test digits photographed and read back, %d with no digit found", len(chosen), int(np.sum(~readable)))

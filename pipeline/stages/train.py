@@ -128,6 +128,7 @@ def main() -> None:
                 examples.astype("float32"), trained.model.predict(examples, verbose=0)
             ),
             registered_model_name=params.mlflow.cnn_model_name,
+            metadata={"dataset": params.data.dataset, "classes": params.data.current.classes},
             pip_requirements=[f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"],
         )
         mlflow.log_dict({"inputs": examples.tolist()}, "input_example.json")  # mlflow#16183

@@ -12,9 +12,11 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from pipeline import PipelineError
+from pipeline.commands import predict
 from pipeline.commands.predict import image_files
 from pipeline.images.camera import photograph
 from pipeline.images.composition import compose
@@ -222,3 +224,31 @@ def test_overlays_of_images_of_the_same_name_do_not_overwrite_each_other(tmp_pat
 
     files = [tmp_path / "a" / "1.png", tmp_path / "b" / "1.png", tmp_path / "a" / "2.jpg"]
     assert overlay_names(files) == {files[0]: "a__1", files[1]: "b__1", files[2]: "2"}
+
+
+def test_on_another_dataset_each_image_is_one_item_read_by_class_name(
+    digit_model, photos, tmp_path, monkeypatch, capsys
+):
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["data"]["dataset"] = "fashion_mnist"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    (tmp_path / "notes.png").write_text("not an image")
+    monkeypatch.chdir(tmp_path)
+    files = [str(f) for f in photos[0][:3]]
+    assert predict.main([*files, "notes.png"], model=str(digit_model.onnx_path), output="json") == 1
+    rows = json.loads(capsys.readouterr().out)
+    classes = raw["data"]["datasets"]["fashion_mnist"]["classes"]
+    assert [row["file"] for row in rows] == [*files, "notes.png"] and set(rows[-1]) == {"file", "error"}
+    for row in rows[:3]:
+        assert row["class"] == classes[row["index"]] == row["top3"][0][0] and 0 < row["confidence"] <= 1
+        names, probabilities = zip(*row["top3"], strict=True)
+        assert (
+            set(names) <= set(classes) and len(set(names)) == 3 and list(probabilities) == sorted(probabilities)[::-1]
+        )
+    assert predict.main(files[:1], model=str(digit_model.onnx_path), output="table") == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.split() == ["file", "class", "confidence", "top", "3"]
+    with pytest.raises(
+        PipelineError, match="--explain draws a number's digits; Fashion-MNIST's classes are not digits"
+    ):
+        predict.main(files[:1], model=str(digit_model.onnx_path), explain=tmp_path / "maps")
