@@ -30,7 +30,6 @@ from pipeline.infra.files import atomic_write, load_npz, save_json
 from pipeline.infra.params import load_params
 from pipeline.ml.predictors import Predictor, onnx_predictor
 from pipeline.reading.numbers import read_number
-from pipeline.report import plots
 from pipeline.stages import not_applicable
 
 log = logging.getLogger(__name__)
@@ -132,6 +131,8 @@ def main() -> None:
         table.to_csv(tmp, index_label="photo")
     wrong = composed.index[composed.truth != composed.read]
     rows = composed.loc[sorted({*composed.index[: SHOWN - len(wrong[:2])], *wrong[:2]})]
+    from pipeline.report import plots  # matplotlib: a third of a second, needless where numbers do not apply
+
     photos = [np.asarray(Image.open(io.BytesIO(photo_bytes(numbers, i)))) for i in rows.index]
     captions = [f"number {i}: {row.truth}, read as {row.read or '(nothing)'}" for i, row in rows.iterrows()]
     plots.save(plots.numbers(photos, captions, (rows.truth != rows.read).to_numpy()), paths.NUMBERS_PLOT)
