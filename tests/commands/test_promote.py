@@ -70,3 +70,21 @@ def test_a_project_without_dvc_lock_is_told_to_reproduce_first(store, tmp_path):
     (tmp_path / "dvc.lock").unlink()
     with pytest.raises(PipelineError, match=r"^dvc.lock: no md5 of data/processed/val.npz .*: run dvc repro first$"):
         promote.main()
+
+
+def test_a_store_holding_both_datasets_promotes_within_the_current_one_only(store, tmp_path):
+    """MNIST's and Fashion-MNIST's versions live in registered models and experiments of their own: a
+    Fashion-MNIST version at 100% on the same split md5 is never ranked against MNIST's."""
+    raw = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    fashion = load_params().data.datasets["fashion_mnist"].mlflow
+    assert fashion.cnn_model_name != store.cnn_model_name and fashion.experiment != store.experiment
+    garment = evaluated_version(fashion, CURRENT, 6000, 1.0, 0.001)
+    digit = evaluated_version(store, CURRENT, 6000, 0.994, 0.02)
+    promote.main()
+    client = mlflow.MlflowClient()
+    assert client.get_model_version_by_alias(store.cnn_model_name, promote.CHAMPION_ALIAS).version == digit
+    assert not client.get_registered_model(fashion.cnn_model_name).aliases
+    raw["data"]["dataset"] = "fashion_mnist"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    promote.main()
+    assert client.get_model_version_by_alias(fashion.cnn_model_name, promote.CHAMPION_ALIAS).version == garment
