@@ -53,7 +53,7 @@ def image_files(patterns: list[str]) -> list[Path]:
 def render(rows: list[dict], output: str) -> str:
     """The rows as a table, JSON (errors included) or CSV (an error column)."""
     if output == "json":
-        return "[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]"  # a row per line
+        return _json(rows)
     if output == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(
@@ -75,7 +75,7 @@ def render(rows: list[dict], output: str) -> str:
 def render_items(rows: list[dict], output: str) -> str:
     """Rows of `predict_items` as a table, JSON (errors included) or CSV (an error column)."""
     if output == "json":
-        return "[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]"
+        return _json(rows)
     if output == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, ["file", "class", "index", "confidence", "top3", "error"], lineterminator="\n")
@@ -90,6 +90,11 @@ def render_items(rows: list[dict], output: str) -> str:
         top = ", ".join(f"{name} {p:.1%}" for name, p in row["top3"])
         lines.append(f"{row['file']:<{width}}  {row['class']:>12}  {row['confidence']:>10.1%}  {top}")
     return "\n".join(lines)
+
+
+def _json(rows: list[dict]) -> str:
+    """The rows as a JSON list, a row per line."""
+    return "[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]"
 
 
 def _csv_digits(digits: list[dict]) -> dict:
@@ -161,14 +166,15 @@ def main(
     if not files:
         raise PipelineError(f"no image files in {' '.join(paths)} (expected {', '.join(sorted(IMAGE_SUFFIXES))})")
     dataset = load_params().data.current
+    if explain and not dataset.digits:
+        raise PipelineError(f"--explain draws a number's digits; {dataset.title}'s classes are not digits")
+    predictor = load_predictor(model or default_model())
     if not dataset.digits:  # one item per image: no number to cut, no detector
-        if explain:
-            raise PipelineError(f"--explain draws a number's digits; {dataset.title}'s classes are not digits")
-        rows = predict_items(files, load_predictor(model or default_model()), dataset.classes)
+        rows = predict_items(files, predictor, dataset.classes)
     elif explain:
-        rows = write_explanations(files, load_predictor(model or default_model()), load_touching(touching), explain)
+        rows = write_explanations(files, predictor, load_touching(touching), explain)
     else:
-        rows = predict_files(files, load_predictor(model or default_model()), load_touching(touching))
+        rows = predict_files(files, predictor, load_touching(touching))
     for row in rows:
         if "error" in row:
             print(f"error: {row['error']}", file=sys.stderr)

@@ -20,22 +20,19 @@ def metrics_of(files: dict[Path, dict]) -> dict[str, float]:
     last `/` and sorts the groups by character code, capitals first: the CNN's files (metrics/CNN.json,
     metrics/CNN/) come before the baseline's and the rest.  Booleans count 1 or 0; words (a stage's
     `not_applicable` reason) are no metric: `notes_of` has them."""
-    return {
-        metric_name(path, *keys): float(value)
-        for path, content in files.items()
-        for keys, value in _leaves(content).items()
-        if not isinstance(value, str)
-    }
+    return {name: float(value) for name, value in _named_leaves(files).items() if not isinstance(value, str)}
 
 
 def notes_of(files: dict[Path, dict]) -> dict[str, str]:
     """The words in metrics files (a stage's `not_applicable` reason), named as `metrics_of` names a
     metric: the pipeline run's tags."""
+    return {name: value for name, value in _named_leaves(files).items() if isinstance(value, str)}
+
+
+def _named_leaves(files: dict[Path, dict]) -> dict[str, Any]:
+    """Every value in metrics files, by its MLflow name (`metric_name`)."""
     return {
-        metric_name(path, *keys): value
-        for path, content in files.items()
-        for keys, value in _leaves(content).items()
-        if isinstance(value, str)
+        metric_name(path, *keys): value for path, content in files.items() for keys, value in _leaves(content).items()
     }
 
 
@@ -61,8 +58,9 @@ def flatten(params: Any) -> dict[str, str]:
 def run_params(raw: dict) -> dict[str, str]:
     """params.yaml (`raw`) as a pipeline run's params: `flatten`ed, of `data.datasets` only the one
     `data.dataset` names (the others are choices the run did not use)."""
-    data = raw["data"] | {"datasets": {raw["data"]["dataset"]: raw["data"]["datasets"][raw["data"]["dataset"]]}}
-    return flatten(raw | {"data": data})
+    data = raw["data"]
+    chosen = {data["dataset"]: data["datasets"][data["dataset"]]}
+    return flatten(raw | {"data": data | {"datasets": chosen}})
 
 
 def _leaves(value: Any, keys: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:

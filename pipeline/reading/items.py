@@ -9,8 +9,7 @@ import numpy as np
 from pipeline.images.digits import ImageError
 from pipeline.images.items import load_item
 from pipeline.ml.predictors import Predictor
-
-TOP = 3  # the most likely classes each row lists
+from pipeline.reading.numbers import TOP
 
 
 def predict_items(files: list[Path], predictor: Predictor, classes: list[str]) -> list[dict]:

@@ -180,8 +180,8 @@ def main() -> None:
     card = model_card(params, metrics, json.loads(paths.RAW_MANIFEST.read_text()), pairs)
     with atomic_write(paths.MODEL_CARD) as tmp:
         tmp.write_text(card)
-    names = params.data.current.classes
-    captions = [f"true {names[r.actual]}, read {names[r.predicted]}\n({r.size} images)" for r in pairs.itertuples()]
+    classes = params.data.current.classes
+    captions = [f"true {classes[r.actual]}, read {classes[r.predicted]}\n({r.size} images)" for r in pairs.itertuples()]
     figure = plots.digit_grid(images[pairs["first"]], captions, np.ones(len(pairs), bool), "Most confused pairs")
     plots.save(figure, paths.CONFUSED_PLOT)
     log.info("model card: %s", paths.MODEL_CARD)

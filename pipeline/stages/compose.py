@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import io
 import logging
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -64,17 +65,13 @@ def compose_all(images: np.ndarray, labels: np.ndarray, params: NumbersParams) -
     the JPEG files one after another (`jpeg`, number i's bytes ending at `ends[i]`), each number's
     digits as a string (`truth`) and its count of touching pairs."""
     numbers = draw_numbers(labels, params)
-    with concurrent.futures.ProcessPoolExecutor(usable_cpus()) as pool:
-        photos = list(
-            pool.map(
-                photo_of_number,
-                [images[digits] for digits, _ in numbers],
-                [touching for _, touching in numbers],
-                range(len(numbers)),
-                [params.seed] * len(numbers),
-                chunksize=16,
-            )
-        )
+    photos = _on_every_core(
+        photo_of_number,
+        [images[digits] for digits, _ in numbers],
+        [touching for _, touching in numbers],
+        range(len(numbers)),
+        [params.seed] * len(numbers),
+    )
     return _packed(photos) | {
         "truth": np.array(["".join(map(str, labels[digits])) for digits, _ in numbers]),
         "touching_pairs": np.array([int(touching.sum()) for _, touching in numbers]),
@@ -96,16 +93,9 @@ def outside_all(images: np.ndarray, labels: np.ndarray, params: NumbersParams) -
     written += [(images[[i]], labels[[i]]) for i in singles[0]] + [
         (uci.images[[i]], uci.target[[i]]) for i in singles[1]
     ]
-    with concurrent.futures.ProcessPoolExecutor(usable_cpus()) as pool:
-        photos = list(
-            pool.map(
-                outside_photo,
-                [glyphs for glyphs, _ in written],
-                range(len(written)),
-                [params.seed] * len(written),
-                chunksize=16,
-            )
-        )
+    photos = _on_every_core(
+        outside_photo, [glyphs for glyphs, _ in written], range(len(written)), [params.seed] * len(written)
+    )
     return _packed(photos) | {
         "truth": np.array(["".join(map(str, digits)) for _, digits in written]),
         "material": np.repeat(["number", "test digit", "UCI digit"], [len(lengths), half, len(singles[1])]),
@@ -117,16 +107,22 @@ def outside_photo(glyphs: np.ndarray, index: int, seed: int) -> bytes:
     return other_hands.photo(list(glyphs), np.random.default_rng([seed, 2, index]))
 
 
+def _on_every_core(function: Callable[..., bytes], *arguments: Iterable) -> list[bytes]:
+    """`function` mapped over `arguments` in a process pool of every usable core, in order."""
+    with concurrent.futures.ProcessPoolExecutor(usable_cpus()) as pool:
+        return list(pool.map(function, *arguments, chunksize=16))
+
+
 def _packed(photos: list[bytes]) -> dict[str, np.ndarray]:
     """JPEG files one after another (`jpeg`), file i's bytes ending at `ends[i]`."""
     return {"jpeg": np.frombuffer(b"".join(photos), np.uint8), "ends": np.cumsum([len(photo) for photo in photos])}
 
 
 def main() -> None:
-    all_params = load_params()
-    if not_applicable.skip(all_params, None, (paths.NUMBER_PHOTOS, paths.OUTSIDE_PHOTOS)):
+    everything = load_params()
+    if not_applicable.skip(everything, None, (paths.NUMBER_PHOTOS, paths.OUTSIDE_PHOTOS)):
         return
-    params = all_params.numbers
+    params = everything.numbers
     images, labels = paths.load_split("test")
     numbers = compose_all(images, labels, params)
     save_npz(paths.NUMBER_PHOTOS, numbers)

@@ -149,7 +149,12 @@ def _fetch_from_deb(source: SourceParams, wanted: dict[str, Path], timeout_s: fl
         apt = ["apt-get", "-q", "-o", f"Acquire::http::Timeout={timeout_s:g}", *_own_lists(source, Path(tmp))]
         if source.apt_source is not None:
             _run([*apt, "update"], f"apt-get update for {source.apt_source}", timeout_s)
-        got = _run([*apt, "download", source.deb], f"apt-get download {source.deb}", timeout_s, cwd=tmp)
+        try:
+            got = _run([*apt, "download", source.deb], f"apt-get download {source.deb}", timeout_s, cwd=tmp)
+        except SourceError as error:
+            if "Unable to locate package" not in str(error):
+                raise
+            raise SourceError(f"{error} (apt's package lists may be empty: apt-get update fills them)") from None
         debs = sorted(Path(tmp).glob("*.deb"))
         if len(debs) != 1:
             raise SourceError(f"apt-get download {source.deb} left {len(debs)} packages, expected one: {got}")
@@ -185,14 +190,10 @@ def _run(command: list[str], what: str, timeout_s: float, cwd: str | None = None
             f"{what} timed out: still running after {limit_s:g} s ({PIP_TIMEOUTS} x data.timeout_s)"
         ) from None
     if result.returncode != 0:
-        errors = [line for line in result.stderr.splitlines() if line.startswith(("ERROR", "E:"))]
-        reason = (
-            errors[0]
-            if errors and errors[0].startswith("E:")
-            else (errors or result.stderr.splitlines() or ["no output"])[-1]
-        )
-        if "Unable to locate package" in reason:
-            reason += " (apt's package lists may be empty: apt-get update fills them)"
+        lines = result.stderr.splitlines()
+        apt_errors = [line for line in lines if line.startswith("E:")]
+        pip_errors = [line for line in lines if line.startswith("ERROR")]
+        reason = apt_errors[0] if apt_errors else (pip_errors or lines or ["no output"])[-1]
         raise SourceError(f"{what} failed: {reason}")
     return one_line(result.stdout.strip() or "no output")
 
