@@ -38,11 +38,15 @@ def figures(
     """Every figure of the stage but the maps, keyed by the path it is saved to; classes by their `names`."""
     wrong = most_confident_mistakes(table, grid_size)
     sample = table.head(grid_size)
+    between = ", " if max(map(len, names)) <= 2 else "\n"  # a garment's name fills a cell: a line each
     return {
         paths.CONFUSION_PLOT: plots.confusion_matrix(table.actual.to_numpy(), table.predicted.to_numpy(), names),
         paths.MISCLASSIFIED_PLOT: plots.digit_grid(
             images[wrong.index],
-            [f"true {names[r.actual]}, pred {names[r.predicted]}\n{r.confidence:.0%}" for r in wrong.itertuples()],
+            [
+                f"true {names[r.actual]}{between}pred {names[r.predicted]}\n{r.confidence:.0%}"
+                for r in wrong.itertuples()
+            ],
             np.ones(len(wrong), bool),
             f"The {len(wrong)} most confident mistakes",
         ),

@@ -37,3 +37,20 @@ def test_figures_show_the_most_confident_mistakes_first():
     titles = [axes.get_title() for axes in mistakes.axes if axes.get_title()]
     assert titles == ["true 7, pred 0\n99%", "true 4, pred 0\n91%"]
     assert mistakes.get_suptitle() == "The 2 most confident mistakes"
+    garments = [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ]
+    named = stage.figures(images, table, history, kept_epoch=2, grid_size=9, names=garments)[paths.MISCLASSIFIED_PLOT]
+    titles = [axes.get_title() for axes in named.axes if axes.get_title()]
+    assert titles == ["true Sneaker\npred T-shirt/top\n99%", "true Coat\npred T-shirt/top\n91%"]  # a line each
+    x_labels = [t.get_text() for t in figures[paths.CONFUSION_PLOT].axes[0].get_xticklabels()]
+    assert x_labels == [str(d) for d in range(10)]
