@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 from pipeline.images import segmentation
 from pipeline.infra import paths
 from pipeline.infra.params import load_params
+from pipeline.reading import photographed
 from pipeline.stages import compose, numbers
 
 
@@ -51,7 +52,8 @@ def main() -> None:
             setattr(
                 segmentation, name, type(getattr(segmentation, name))(value)
             )  # read at call time; forked workers inherit it
-        table = numbers.read_all(composed, outside, (paths.ONNX_MODEL, touching))
+        cut = photographed.cut_all(photographed.every_photo(composed, outside), touching)
+        table = numbers.read_all(composed, outside, cut, (paths.ONNX_MODEL, touching))
         metrics = numbers.number_metrics(table[table.material == "composed"]) | numbers.outside_metrics(table)
         label = " ".join(f"{n}={v}" for n, v in zip(names, setting, strict=True)) or "committed"
         print(

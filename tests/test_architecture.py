@@ -81,9 +81,20 @@ def test_an_edit_to_the_search_commands_server_or_error_wording_reruns_no_stage(
     assert reruns(module) == []
 
 
-def test_an_edit_to_the_export_or_quantization_reruns_export_and_what_follows_never_train_or_evaluate():
+def test_an_edit_to_the_export_or_quantization_reruns_export_and_what_follows_never_train():
     assert reruns("pipeline/ml/onnx_export.py") == ["export"]
-    assert not {"train", "evaluate"} & downstream({"export"})
+    assert "train" not in downstream({"export"})
+
+
+def test_an_experiment_starts_tensorflow_once_after_training_in_the_export_stage():
+    """Every stage a retrained CNN reruns but export imports neither TensorFlow nor Keras, even lazily."""
+    starting = {stage for stage in downstream({"train"}) if {"tensorflow", "keras"} & libraries_imported_by(stage)}
+    assert starting == {"export"}
+
+
+def test_the_photos_of_numbers_are_cut_without_the_cnn_so_a_retrained_one_reuses_the_cut():
+    assert "cut" not in downstream({"train"})
+    assert {"cut", "numbers"} <= downstream({"compose", "segmenter"})
 
 
 def test_an_edit_to_the_segmentation_reruns_neither_train_evaluate_nor_export():
@@ -110,17 +121,21 @@ def test_only_the_search_s_hand_over_is_a_dependency_of_train():
     assert "pipeline/adapters/optuna_trials.py" not in import_closure("pipeline.stages.train")
 
 
+def libraries_imported_by(stage: str) -> set[str]:
+    """The top-level packages that the modules a stage runs import, anywhere in them."""
+    return {
+        alias.name.split(".")[0]
+        for file in import_closure(f"pipeline.stages.{stage}")
+        for node in ast.walk(ast.parse((REPO / file).read_text()))
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
+    }
+
+
 def test_no_stage_imports_the_search_library():
     """Optuna, the search's library, is loaded by name in a trial only (pipeline/search/handover.py)."""
     for stage in stages():
-        for file in import_closure(f"pipeline.stages.{stage}"):
-            names = {
-                alias.name.split(".")[0]
-                for node in ast.walk(ast.parse((REPO / file).read_text()))
-                if isinstance(node, (ast.Import, ast.ImportFrom))
-                for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
-            }
-            assert "optuna" not in names, f"{file}, a dependency of {stage}, imports optuna"
+        assert "optuna" not in libraries_imported_by(stage), f"{stage} imports optuna"
 
 
 # Third-party private names: each lives in one adapter, so an upgrade breaks in one place.

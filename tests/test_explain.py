@@ -55,3 +55,10 @@ def test_occlusion_works_on_the_onnx_export_as_on_keras(digit_model, unseen):
 def test_deletion_auc_is_the_area_under_the_curve():
     assert explain.deletion_auc(np.array([1.0, 0.5, 0.0])) == pytest.approx(0.5)
     assert explain.deletion_auc(np.ones(21)) == pytest.approx(1.0)
+
+
+def test_no_digits_have_no_maps(digit_model):
+    """A model without a mistake has none to explain: the export stage explains an empty set."""
+    none, classes = np.zeros((0, 28, 28), np.uint8), np.zeros(0, int)
+    assert explain.occlusion(onnx_predictor(digit_model.onnx_path), none, classes, *SQUARE).shape == (0, 28, 28)
+    assert explain.grad_cam(digit_model.model, none, classes).shape == (0, 28, 28)

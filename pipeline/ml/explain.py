@@ -29,6 +29,8 @@ BATCH = 1024  # images per prediction: the probabilities do not depend on it, th
 def occlusion(predictor: Predictor, digits: np.ndarray, classes: np.ndarray, patch: int, stride: int) -> np.ndarray:
     """Occlusion maps (N, 28, 28) of uint8 `digits` (N, 28, 28) for `classes` (N,), each scaled to [0, 1]:
     the drop in the class's probability when a black square of side `patch` hides a part, moved by `stride`."""
+    if not len(digits):
+        return np.zeros((0, 28, 28), np.float32)
     starts = range(0, 28 - patch + 1, stride)
     squares = [(top, left) for top in starts for left in starts]
     hidden = np.repeat(digits[:, None], len(squares), axis=1)

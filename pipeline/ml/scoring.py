@@ -39,6 +39,13 @@ def predictions_table(actual: np.ndarray, probabilities: np.ndarray) -> pd.DataF
     )
 
 
+def most_confident_mistakes(actual: np.ndarray, probabilities: np.ndarray, count: int) -> np.ndarray:
+    """The indices of the first `count` images classified wrong, the most confident first (ties: in order)."""
+    table = predictions_table(actual, probabilities)
+    wrong = table[table.actual != table.predicted]
+    return wrong.sort_values("confidence", ascending=False, kind="stable").index.to_numpy()[:count]
+
+
 def save_predictions(path: Path, actual: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
     """Writes the predictions table as CSV (what `dvc plots` reads for the confusion matrix); returns it."""
     table = predictions_table(actual, probabilities)

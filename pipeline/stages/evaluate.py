@@ -1,12 +1,12 @@
-"""evaluate stage: the saved CNN scored on the validation split and, once, on the untouched test set.
+"""evaluate stage: the CNN's metrics and figures, from the probabilities the export stage scored once.
 
-Writes metrics/CNN.json (test and validation accuracy and loss: validation is what choices are made
-on, test is only reported), per-digit and macro precision/recall/F1 on the test set, inference speed
-(throughput, timed on the scoring pass itself, and single-image latency), per-image predictions
-(DVC's confusion plot and the compare stage read them), the test probabilities (the export's
-reference), the saliency maps' deletion test on the first `explain_images` test digits
-(metrics/CNN/explain.json, pipeline.ml.explain), and figures: confusion matrix, misclassified digits
-(alone and with their Grad-CAM and occlusion maps), sample predictions, training curves.
+The export stage holds TensorFlow and scores the saved CNN on the validation split and, once, on the
+untouched test set (data/predictions/cnn.npz); this stage imports no TensorFlow.  It writes
+metrics/CNN.json (test and validation accuracy and loss: validation is what choices are made on, test
+is only reported), per-class and macro precision/recall/F1 on the test set, per-image predictions
+(DVC's confusion plot and the compare stage read them), the classification report, and figures:
+confusion matrix, misclassified images (alone, and with the Grad-CAM and occlusion maps the export
+stage made of them), sample predictions, training curves.
 """
 
 from __future__ import annotations
@@ -14,18 +14,15 @@ from __future__ import annotations
 import json
 import logging
 
-import keras
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import classification_report
 
 from pipeline.infra import paths
-from pipeline.infra.files import atomic_write, save_json, save_npz
-from pipeline.infra.params import EvaluateParams, load_params
-from pipeline.ml import explain, training
-from pipeline.ml.predictors import keras_predictor
-from pipeline.ml.scoring import classification_metrics, save_predictions, timed_predictions
+from pipeline.infra.files import atomic_write, load_npz, save_json
+from pipeline.infra.params import load_params
+from pipeline.ml.scoring import classification_metrics, most_confident_mistakes, save_predictions
 from pipeline.report import plots
 
 log = logging.getLogger(__name__)
@@ -33,10 +30,17 @@ FIGURES = (paths.CONFUSION_PLOT, paths.MISCLASSIFIED_PLOT, paths.SAMPLES_PLOT, p
 
 
 def figures(
-    images: np.ndarray, table: pd.DataFrame, history: pd.DataFrame, kept_epoch: int, grid_size: int, names: list[str]
+    images: np.ndarray,
+    probabilities: np.ndarray,
+    table: pd.DataFrame,
+    history: pd.DataFrame,
+    kept_epoch: int,
+    grid_size: int,
+    names: list[str],
 ) -> dict:
-    """Every figure of the stage but the maps, keyed by the path it is saved to; classes by their `names`."""
-    wrong = most_confident_mistakes(table, grid_size)
+    """Every figure of the stage but the maps, keyed by the path it is saved to: of the test `images`,
+    their `probabilities` and `table` (`predictions_table`); classes by their `names`."""
+    wrong = table.loc[most_confident_mistakes(table.actual.to_numpy(), probabilities, grid_size)]
     sample = table.head(grid_size)
     between = ", " if max(map(len, names)) <= 2 else "\n"  # a garment's name fills a cell: a line each
     return {
@@ -60,35 +64,13 @@ def figures(
     }
 
 
-def explained_mistakes(
-    model, images: np.ndarray, table: pd.DataFrame, params: EvaluateParams, names: list[str]
-) -> Figure:
-    """The `explained_mistakes` most confident mistakes, each with its Grad-CAM and occlusion maps for
-    the digit read (`model`: the Keras model)."""
-    wrong = most_confident_mistakes(table, params.explained_mistakes)
-    digits, classes = images[wrong.index], wrong.predicted.to_numpy()
-    occluded = explain.occlusion(
-        keras_predictor(model), digits, classes, params.occlusion_patch, params.occlusion_stride
-    )
-    maps = {"Grad-CAM": explain.grad_cam(model, digits, classes), "occlusion": occluded}
+def explained_mistakes(images: np.ndarray, table: pd.DataFrame, scores: dict, names: list[str]) -> Figure:
+    """The most confident mistakes the export stage explained, each with its Grad-CAM and occlusion maps
+    for the class read."""
+    wrong = table.loc[scores["mistakes"]]
+    maps = {"Grad-CAM": scores["grad_cam"], "occlusion": scores["occlusion"]}
     captions = [f"true {names[r.actual]}, read {names[r.predicted]} ({r.confidence:.0%})" for r in wrong.itertuples()]
-    return plots.saliency_rows(digits, maps, captions, "Misclassified test digits: where the model looked")
-
-
-def most_confident_mistakes(table: pd.DataFrame, count: int) -> pd.DataFrame:
-    """The first `count` rows of the predictions table that are wrong, most confident first."""
-    return table[table.actual != table.predicted].sort_values("confidence", ascending=False).head(count)
-
-
-def deletion_test(model, digits: np.ndarray, classes: np.ndarray, params: EvaluateParams) -> dict:
-    """The deletion test of occlusion's and Grad-CAM's maps for `classes` (those read) against a
-    random order, on `digits`."""
-    predictor = keras_predictor(model)
-    maps = {
-        "occlusion": explain.occlusion(predictor, digits, classes, params.occlusion_patch, params.occlusion_stride),
-        "grad_cam": explain.grad_cam(model, digits, classes),
-    }
-    return explain.deletion_test(predictor, digits, classes, maps, params.explain_seed, params.deletion_steps)
+    return plots.saliency_rows(images[wrong.index], maps, captions, "Misclassified test images: where the model looked")
 
 
 def headline(test: dict, validation: dict) -> dict:
@@ -105,35 +87,25 @@ def main() -> None:
     everything = load_params()
     params, names = everything.evaluate, everything.data.current.classes
     images, actual = paths.load_split("test")
-    model = keras.saving.load_model(paths.CNN_MODEL, safe_mode=True)
-    probabilities, speed = timed_predictions(model.predict_on_batch, images, params.batch_size, params.latency_runs)
-    test = classification_metrics(actual, probabilities)
-    validation = training.validation_metrics(model, paths.load_split("val"), params.batch_size)
+    scores = load_npz(paths.CNN_SCORES)
+    test = classification_metrics(actual, scores["test"])
+    validation = classification_metrics(paths.load_split("val")[1], scores["val"])
     per_class = test["per_class"] | {"macro": {k: test[f"macro_{k}"] for k in ("precision", "recall", "f1")}}
 
     save_json(paths.CNN_METRICS, headline(test, validation))
     save_json(paths.PER_CLASS_METRICS, per_class)
-    save_json(paths.INFERENCE_SPEED, speed)
-    save_npz(paths.TEST_PROBABILITIES, {"probabilities": probabilities})
-    table = save_predictions(paths.CNN_PREDICTIONS, actual, probabilities)
+    table = save_predictions(paths.CNN_PREDICTIONS, actual, scores["test"])
     with atomic_write(paths.CLASSIFICATION_REPORT) as tmp:
         tmp.write_text(classification_report(actual, table.predicted, digits=4, zero_division=0))
-    explained = table.head(params.explain_images)
-    save_json(
-        paths.EXPLAIN_METRICS, deletion_test(model, images[explained.index], explained.predicted.to_numpy(), params)
-    )
     kept_epoch = json.loads(paths.TRAIN_METRICS.read_text())["kept_epoch"]
     history = pd.read_csv(paths.HISTORY)
-    for path, figure in figures(images, table, history, kept_epoch, params.grid_size, names).items():
+    for path, figure in figures(images, scores["test"], table, history, kept_epoch, params.grid_size, names).items():
         plots.save(figure, path)
-    plots.save(explained_mistakes(model, images, table, params, names), paths.EXPLAINED_PLOT)
-
+    plots.save(explained_mistakes(images, table, scores, names), paths.EXPLAINED_PLOT)
     log.info(
-        "test accuracy %.4f, loss %.4f, macro F1 %.4f (validation accuracy %.4f); %s images/s, latency %s ms",
+        "test accuracy %.4f, loss %.4f, macro F1 %.4f (validation accuracy %.4f)",
         test["accuracy"],
         test["loss"],
         test["macro_f1"],
         validation["accuracy"],
-        speed["throughput_images_per_s"],
-        speed["latency_ms_p50"],
     )

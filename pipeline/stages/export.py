@@ -1,21 +1,28 @@
-"""export stage: the CNN as ONNX, in float32 and statically quantized to int8, checked against Keras.
+"""export stage: the one stage after training that holds TensorFlow, where the CNN is scored once in each form.
 
-`pipeline.ml.onnx_export.export` writes both (the train stage saved the inference model, without the
-augmentation layers, which have no ONNX operators).  Both classify the whole test set, and their
-answers are compared with Keras' own, which the evaluate stage saved.  The gates judge the
-conversion, not the model, so they hold a 1-epoch model to the same standard as a finished one:
+It loads the trained Keras model once and, in that one process:
 
-- float32 must give Keras' digit on at least `export.min_agreement` of the images, with accuracies
-  at most `export.max_accuracy_gap` apart (a correct conversion agrees on ~100% at any accuracy);
-- int8 may add errors (images Keras classifies right and int8 wrong) on at most
-  `export.int8_max_added_errors` times the number Keras gets wrong, rounded up, and never on fewer
-  than the images float32 may disagree on (`1 - export.min_agreement` of them, at least one).
-  Honest quantization flips a few uncertain images, more for a weak model; a broken one
-  (miscalibrated ranges, corrupted scales) adds errors by the thousand.
+- scores it on the validation split and, once, on the test set (test-time shifts included), timing
+  throughput on the scoring pass itself and single-image latency on the first `evaluate.latency_runs`
+  images; the evaluate stage makes every metric and figure of those probabilities and imports no
+  TensorFlow;
+- explains it: the deletion test of its Grad-CAM and occlusion maps on the first
+  `evaluate.explain_images` test images (metrics/CNN/explain.json, pipeline.ml.explain), and both
+  maps of its `evaluate.explained_mistakes` most confident mistakes, for the evaluate stage's figure;
+- converts it to ONNX and quantizes that to int8 (`pipeline.ml.onnx_export`; the train stage saved
+  the inference model, without the augmentation layers, which have no ONNX operators), scores both
+  on the test set, and compares their answers with Keras'.  The gates judge the conversion, not the
+  model, so they hold a 1-epoch model to the same standard as a finished one:
 
-A failed gate stops the stage in one line, leaving neither export behind.  Throughput is timed on
-the scoring pass itself, single-image latency on the first `evaluate.latency_runs` images; Keras'
-own speed is the evaluate stage's.
+  - float32 must give Keras' class on at least `export.min_agreement` of the images, with accuracies
+    at most `export.max_accuracy_gap` apart (a correct conversion agrees on ~100% at any accuracy);
+  - int8 may add errors (images Keras classifies right and int8 wrong) on at most
+    `export.int8_max_added_errors` times the number Keras gets wrong, rounded up, and never on fewer
+    than the images float32 may disagree on (`1 - export.min_agreement` of them, at least one).
+    Honest quantization flips a few uncertain images, more for a weak model; a broken one
+    (miscalibrated ranges, corrupted scales) adds errors by the thousand.
+
+A failed gate stops the stage in one line, leaving neither export behind.
 """
 
 from __future__ import annotations
@@ -27,11 +34,11 @@ import numpy as np
 
 from pipeline import PipelineError
 from pipeline.infra import paths
-from pipeline.infra.files import atomic_write, load_npz, save_json
-from pipeline.infra.params import ExportParams, load_params
-from pipeline.ml import models, onnx_export
-from pipeline.ml.predictors import onnx_predictor
-from pipeline.ml.scoring import timed_predictions
+from pipeline.infra.files import atomic_write, save_json, save_npz
+from pipeline.infra.params import EvaluateParams, ExportParams, load_params
+from pipeline.ml import explain, models, onnx_export
+from pipeline.ml.predictors import keras_predictor, onnx_predictor
+from pipeline.ml.scoring import most_confident_mistakes, timed_predictions
 
 log = logging.getLogger(__name__)
 
@@ -53,33 +60,68 @@ def allowed_added_errors(keras_errors: int, images: int, params: ExportParams) -
     return math.ceil(max(params.int8_max_added_errors * keras_errors, floor) - 1e-9)
 
 
+def saliency_maps(model, digits: np.ndarray, classes: np.ndarray, params: EvaluateParams) -> dict[str, np.ndarray]:
+    """Occlusion's and Grad-CAM's maps of Keras `model` for `classes` (those read) on `digits`."""
+    occlusion = explain.occlusion(
+        keras_predictor(model), digits, classes, params.occlusion_patch, params.occlusion_stride
+    )
+    return {"occlusion": occlusion, "grad_cam": explain.grad_cam(model, digits, classes)}
+
+
+def explained(model, images: np.ndarray, probabilities: np.ndarray, actual: np.ndarray, params: EvaluateParams):
+    """The deletion test of the maps on the first `explain_images` test images (against a random order),
+    and the `explained_mistakes` most confident mistakes' indices with their maps (`mistakes`, `grad_cam`,
+    `occlusion`), for the evaluate stage's figure."""
+    first, read = images[: params.explain_images], probabilities.argmax(axis=1)
+    test = explain.deletion_test(
+        keras_predictor(model),
+        first,
+        read[: params.explain_images],
+        saliency_maps(model, first, read[: params.explain_images], params),
+        params.explain_seed,
+        params.deletion_steps,
+    )
+    mistakes = most_confident_mistakes(actual, probabilities, params.explained_mistakes)
+    return test, {"mistakes": mistakes} | saliency_maps(model, images[mistakes], read[mistakes], params)
+
+
 def main() -> None:
     params = load_params()
+    scoring = params.evaluate
     images, actual = paths.load_split("test")
-    reference = load_npz(paths.TEST_PROBABILITIES)["probabilities"]
+    model = models.load(paths.CNN_MODEL)
+    reference, keras_speed = timed_predictions(model.predict_on_batch, images, scoring.batch_size, scoring.latency_runs)
+    validation = model.predict(paths.load_split("val")[0], batch_size=scoring.batch_size, verbose=0)
+    deletion, mistakes = explained(model, images, reference, actual, scoring)
     calibration = paths.load_split("train")[0]  # the split is shuffled: its first images are a fair sample
-    batch_size, latency_runs = params.evaluate.batch_size, params.evaluate.latency_runs
     report = {"keras_accuracy": float(np.mean(reference.argmax(1) == actual))}
     speed = {}
     with atomic_write(paths.ONNX_MODEL) as fp32, atomic_write(paths.INT8_MODEL) as int8:
-        onnx_export.export(models.load(paths.CNN_MODEL), fp32, int8, calibration, params)
+        onnx_export.export(model, fp32, int8, calibration, params)
         for name, path in (("onnx", fp32), ("int8", int8)):
-            probabilities, timing = timed_predictions(onnx_predictor(path), images, batch_size, latency_runs)
+            probabilities, timing = timed_predictions(
+                onnx_predictor(path), images, scoring.batch_size, scoring.latency_runs
+            )
             report |= parity(actual, reference, probabilities, name)
             speed |= {f"{name}_{key}": value for key, value in timing.items()}
         check(report, len(actual), params.export)
     speed["int8_vs_onnx_throughput"] = round(
         speed["int8_throughput_images_per_s"] / speed["onnx_throughput_images_per_s"], 2
     )
+    save_npz(paths.CNN_SCORES, {"test": reference, "val": validation} | mistakes)
+    save_json(paths.EXPLAIN_METRICS, deletion)
+    save_json(paths.INFERENCE_SPEED, keras_speed)
     save_json(paths.EXPORT_METRICS, report)
     save_json(paths.EXPORT_SPEED, speed)
     log.info(
-        "test accuracy Keras %.4f, ONNX %.4f (same digit on %.2f%%), int8 %.4f (%d errors added); images/s %s, %s",
+        "test accuracy Keras %.4f, ONNX %.4f (same class on %.2f%%), int8 %.4f (%d errors added); images/s "
+        "Keras %s, ONNX %s, int8 %s",
         report["keras_accuracy"],
         report["onnx_accuracy"],
         100 * report["onnx_agreement"],
         report["int8_accuracy"],
         report["int8_added_errors"],
+        keras_speed["throughput_images_per_s"],
         speed["onnx_throughput_images_per_s"],
         speed["int8_throughput_images_per_s"],
     )

@@ -1,8 +1,10 @@
 """numbers stage: whole numbers read as `predict` reads them, from the photos the compose stage made.
 
 Each photographed number (data/numbers.npz: JPEG files of numbers composed of test digits) is read
-by `pipeline.images.segmentation.segment` with the ONNX export and the touching-digits detector, `predict`'s
-default models, from its JPEG bytes as `predict` reads a file.  Metrics: sequence accuracy (the whole
+as `predict` reads a file, with its default models: the ONNX export and the touching-digits detector.
+The cut stage has cut the photos into digits wherever that needs no digit model: here the export
+classifies those digits in one batch, and segments again the photos where it must choose a cut
+between touching digits (`pipeline.reading.photographed`).  Metrics: sequence accuracy (the whole
 number right), digit accuracy (1 - edit distance / digits, so a digit missed, split in two or misread
 costs one), the share read with the right number of digits, and sequence accuracy on the numbers with
 a touching pair.  The same, prefixed `outside_`, on the held-out numbers of data/outside.npz (written
@@ -13,7 +15,6 @@ does not depend on their number.
 
 from __future__ import annotations
 
-import concurrent.futures
 import io
 import logging
 from pathlib import Path
@@ -22,46 +23,27 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from pipeline.images.digits import ImageError, read_image
-from pipeline.images.segmentation import segment
 from pipeline.infra import paths
-from pipeline.infra.cpus import usable_cpus
 from pipeline.infra.files import atomic_write, load_npz, save_json
 from pipeline.infra.params import load_params
-from pipeline.ml.predictors import Predictor, onnx_predictor
-from pipeline.reading.numbers import read_number
+from pipeline.reading import photographed
+from pipeline.reading.photographed import every_photo, photo_bytes
 from pipeline.stages import not_applicable
 
 log = logging.getLogger(__name__)
 SHOWN = 6  # numbers in the report figure: the first ones, and the first two read wrong
-_models: tuple[Predictor, Predictor]  # each worker process's own digit model and touching-digits detector
 
 
-def _load_models(model: Path, touching: Path) -> None:
-    global _models
-    _models = onnx_predictor(model, threads=1), onnx_predictor(touching, threads=1)
-
-
-def read_photo(photo: bytes) -> str:
-    """The number `predict` reads in the JPEG file `photo` ("" when no digit is found)."""
-    try:
-        return read_number(segment(read_image(io.BytesIO(photo)), *_models), _models[0])["number"]
-    except ImageError:
-        return ""
-
-
-def photo_bytes(numbers: dict[str, np.ndarray], index: int) -> bytes:
-    """Number `index`'s JPEG file, from the compose stage's arrays (its bytes end at `ends[index]`)."""
-    start = numbers["ends"][index - 1] if index else 0
-    return numbers["jpeg"][start : numbers["ends"][index]].tobytes()
-
-
-def read_all(numbers: dict[str, np.ndarray], outside: dict[str, np.ndarray], models: tuple[Path, Path]) -> pd.DataFrame:
-    """Every photo of both sets read with `models` (the digit model and the touching-digits detector),
-    in one pool on every core: a row per photo, the composed numbers first (material "composed")."""
-    photos = [photo_bytes(made, i) for made in (numbers, outside) for i in range(len(made["truth"]))]
-    with concurrent.futures.ProcessPoolExecutor(usable_cpus(), initializer=_load_models, initargs=models) as pool:
-        read = list(pool.map(read_photo, photos, chunksize=16))
+def read_all(
+    numbers: dict[str, np.ndarray],
+    outside: dict[str, np.ndarray],
+    cut: dict[str, np.ndarray],
+    models: tuple[Path, Path] = (paths.ONNX_MODEL, paths.TOUCHING_MODEL),
+) -> pd.DataFrame:
+    """Every photo of both sets read with `models` (the digit model and the touching-digits detector
+    that `cut` was made with, `photographed.cut_all`): a row per photo, the composed numbers first
+    (material "composed")."""
+    read = photographed.read_all(every_photo(numbers, outside), cut, *models)
     outside_touching = np.zeros(len(outside["truth"]), int)  # not known: the hand, not the code, decides
     return pd.DataFrame(
         {
@@ -123,7 +105,7 @@ def main() -> None:
     if not_applicable.skip(load_params(), paths.NUMBERS_METRICS, (paths.NUMBERS_READ, paths.NUMBERS_PLOT)):
         return
     numbers = load_npz(paths.NUMBER_PHOTOS)
-    table = read_all(numbers, load_npz(paths.OUTSIDE_PHOTOS), (paths.ONNX_MODEL, paths.TOUCHING_MODEL))
+    table = read_all(numbers, load_npz(paths.OUTSIDE_PHOTOS), load_npz(paths.CUT_DIGITS))
     composed = table[table.material == "composed"]
     metrics = number_metrics(composed) | outside_metrics(table)
     save_json(paths.NUMBERS_METRICS, metrics)

@@ -12,13 +12,20 @@ import pytest
 
 from pipeline import PipelineError
 from pipeline.infra import paths
-from pipeline.infra.files import save_npz
+from pipeline.infra.files import load_npz, save_npz
 from pipeline.ml import models, onnx_export, training
 from pipeline.ml.predictors import keras_predictor, onnx_predictor
 from pipeline.stages import export
 from tests.digits import font_mnist
 from tests.mnist_files import REPO, learnable_mnist, params_with
 
+WRITTEN_AFTER_THE_GATES = (
+    paths.EXPORT_METRICS,
+    paths.EXPORT_SPEED,
+    paths.CNN_SCORES,
+    paths.EXPLAIN_METRICS,
+    paths.INFERENCE_SPEED,
+)
 pytestmark = pytest.mark.e2e  # uses the session's trained digit model, or trains every architecture
 
 
@@ -29,15 +36,15 @@ def test_set() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture
 def stage_dir(tmp_path, monkeypatch, digit_model, test_set):
-    """A working directory holding what the export stage reads: params, test split, model, hand-over."""
+    """A working directory holding what the export stage reads: params, the splits, the model, hand-over."""
     shutil.copy(REPO / "params.yaml", tmp_path)
     monkeypatch.chdir(tmp_path)
     images, labels = test_set
     save_npz(paths.split_file("test"), {"x": images, "y": labels})
     save_npz(paths.split_file("train"), dict(zip("xy", font_mnist(200, seed=4), strict=True)))
+    save_npz(paths.split_file("val"), dict(zip("xy", font_mnist(100, seed=5), strict=True)))
     paths.CNN_MODEL.parent.mkdir()
     shutil.copy(digit_model.keras_path, paths.CNN_MODEL)
-    save_npz(paths.TEST_PROBABILITIES, {"probabilities": keras_predictor(digit_model.model)(images)})  # evaluate's
     paths.CNN_RUN.parent.mkdir(parents=True)
     paths.CNN_RUN.write_text(json.dumps({"run_id": "0" * 32, "model_name": "m", "model_version": None}))
     return tmp_path
@@ -67,8 +74,20 @@ def test_int8_model_has_int8_weights_per_channel_and_nearly_the_same_answers(dig
     assert abs(report["int8_accuracy"] - np.mean(reference.argmax(1) == labels)) <= 0.01
 
 
-def test_stage_writes_both_exports_and_their_figures(stage_dir):
+def test_stage_writes_both_exports_and_their_figures(stage_dir, digit_model, test_set):
     export.main()
+    scores = load_npz(paths.CNN_SCORES)  # Keras scored once, for the evaluate stage
+    np.testing.assert_allclose(scores["test"], keras_predictor(digit_model.model)(test_set[0]), atol=1e-6)
+    assert scores["val"].shape == (100, 10)
+    mistakes, wrong = scores["mistakes"], scores["test"].argmax(1) != test_set[1]
+    assert len(mistakes) == min(wrong.sum(), 8) and wrong[mistakes].all()  # evaluate.explained_mistakes: 8
+    assert scores["grad_cam"].shape == scores["occlusion"].shape == (len(mistakes), 28, 28)
+    assert set(json.loads(paths.EXPLAIN_METRICS.read_text())) >= {
+        "occlusion_deletion_auc",
+        "grad_cam_deletion_auc",
+        "random_deletion_auc",
+    }
+    assert json.loads(paths.INFERENCE_SPEED.read_text())["throughput_images_per_s"] > 0
     report, speed = (json.loads(path.read_text()) for path in (paths.EXPORT_METRICS, paths.EXPORT_SPEED))
     assert report["onnx_agreement"] == 1.0 and report["onnx_accuracy"] == report["keras_accuracy"]
     assert report["int8_added_errors"] <= 1 and report["int8_agreement"] >= 0.99
@@ -97,7 +116,7 @@ def test_a_mismatching_export_fails_and_leaves_no_file(stage_dir, monkeypatch, m
     with pytest.raises(PipelineError, match=message):
         export.main()
     assert list(paths.ONNX_MODEL.parent.iterdir()) == [paths.CNN_MODEL]  # no export, no temp file
-    assert not paths.EXPORT_METRICS.exists() and not paths.EXPORT_SPEED.exists()
+    assert not any(path.exists() for path in WRITTEN_AFTER_THE_GATES)
 
 
 def test_an_int8_model_calibrated_on_blank_images_is_stopped_in_one_line(stage_dir):
@@ -106,7 +125,7 @@ def test_an_int8_model_calibrated_on_blank_images_is_stopped_in_one_line(stage_d
         export.main()
     assert "\n" not in str(error.value)
     assert list(paths.ONNX_MODEL.parent.iterdir()) == [paths.CNN_MODEL]
-    assert not paths.EXPORT_METRICS.exists() and not paths.EXPORT_SPEED.exists()
+    assert not any(path.exists() for path in WRITTEN_AFTER_THE_GATES)
 
 
 @pytest.mark.parametrize(
