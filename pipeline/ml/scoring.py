@@ -39,9 +39,9 @@ def predictions_table(actual: np.ndarray, probabilities: np.ndarray) -> pd.DataF
     )
 
 
-def most_confident_mistakes(actual: np.ndarray, probabilities: np.ndarray, count: int) -> np.ndarray:
-    """The indices of the first `count` images classified wrong, the most confident first (ties: in order)."""
-    table = predictions_table(actual, probabilities)
+def most_confident_mistakes(table: pd.DataFrame, count: int) -> np.ndarray:
+    """The indices of the first `count` rows of a predictions table that are wrong, the most confident
+    first (ties: in order)."""
     wrong = table[table.actual != table.predicted]
     return wrong.sort_values("confidence", ascending=False, kind="stable").index.to_numpy()[:count]
 

@@ -218,7 +218,7 @@ def summary(histories: list[pd.DataFrame], model: keras.Model, params: Params) -
 
 def validation_metrics(model: keras.Model, validation: Split, batch_size: int) -> dict:
     """Accuracy, errors and loss of the saved model (test-time shifts included) on the validation split: the
-    evaluate stage's validation figures, and the bench's."""
+    bench's validation figures (the export stage scores the pipeline's model on it once, with the same call)."""
     images, labels = validation
     scores = classification_metrics(labels, model.predict(images, batch_size=batch_size, verbose=0))
     return {key: scores[key] for key in ("accuracy", "errors", "loss")}

@@ -24,6 +24,7 @@ from pipeline.ml.predictors import Predictor, onnx_predictor, predict_in_batches
 from pipeline.reading.numbers import read_number
 
 CUT, UNREADABLE, NEEDS_MODEL = 0, 1, 2  # a photo's status in the cut digits
+NO_DIGITS = np.zeros((0, 28, 28), np.uint8)
 BATCH = 1024  # digits per prediction: the probabilities do not depend on it, the memory does
 _models: list[Predictor | None] = [None, None]  # each worker process's digit model and touching-digits detector
 
@@ -56,9 +57,9 @@ def _cut(photo: bytes) -> tuple[int, np.ndarray]:
     try:
         digits = segment(read_image(io.BytesIO(photo)), _refuse, _models[1])
     except ImageError:
-        return UNREADABLE, np.zeros((0, 28, 28), np.uint8)
+        return UNREADABLE, NO_DIGITS
     except _NeedsDigitModel:
-        return NEEDS_MODEL, np.zeros((0, 28, 28), np.uint8)
+        return NEEDS_MODEL, NO_DIGITS
     return CUT, np.stack([digit.image for digit in digits])
 
 
@@ -83,7 +84,7 @@ def cut_all(photos: list[bytes], touching: Path) -> dict[str, np.ndarray]:
     return {
         "status": np.array([status for status, _ in cut], np.uint8),
         "ends": np.cumsum([len(pieces) for pieces in digits], dtype=np.int64),
-        "digits": np.concatenate([np.zeros((0, 28, 28), np.uint8), *digits]),
+        "digits": np.concatenate([NO_DIGITS, *digits]),
     }
 
 

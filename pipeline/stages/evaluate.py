@@ -30,17 +30,11 @@ FIGURES = (paths.CONFUSION_PLOT, paths.MISCLASSIFIED_PLOT, paths.SAMPLES_PLOT, p
 
 
 def figures(
-    images: np.ndarray,
-    probabilities: np.ndarray,
-    table: pd.DataFrame,
-    history: pd.DataFrame,
-    kept_epoch: int,
-    grid_size: int,
-    names: list[str],
+    images: np.ndarray, table: pd.DataFrame, history: pd.DataFrame, kept_epoch: int, grid_size: int, names: list[str]
 ) -> dict:
-    """Every figure of the stage but the maps, keyed by the path it is saved to: of the test `images`,
-    their `probabilities` and `table` (`predictions_table`); classes by their `names`."""
-    wrong = table.loc[most_confident_mistakes(table.actual.to_numpy(), probabilities, grid_size)]
+    """Every figure of the stage but the maps, keyed by the path it is saved to: of the test `images` and
+    their predictions `table` (`predictions_table`); classes by their `names`."""
+    wrong = table.loc[most_confident_mistakes(table, grid_size)]
     sample = table.head(grid_size)
     between = ", " if max(map(len, names)) <= 2 else "\n"  # a garment's name fills a cell: a line each
     return {
@@ -99,7 +93,7 @@ def main() -> None:
         tmp.write_text(classification_report(actual, table.predicted, digits=4, zero_division=0))
     kept_epoch = json.loads(paths.TRAIN_METRICS.read_text())["kept_epoch"]
     history = pd.read_csv(paths.HISTORY)
-    for path, figure in figures(images, scores["test"], table, history, kept_epoch, params.grid_size, names).items():
+    for path, figure in figures(images, table, history, kept_epoch, params.grid_size, names).items():
         plots.save(figure, path)
     plots.save(explained_mistakes(images, table, scores, names), paths.EXPLAINED_PLOT)
     log.info(

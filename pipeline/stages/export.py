@@ -38,7 +38,7 @@ from pipeline.infra.files import atomic_write, save_json, save_npz
 from pipeline.infra.params import EvaluateParams, ExportParams, load_params
 from pipeline.ml import explain, models, onnx_export
 from pipeline.ml.predictors import keras_predictor, onnx_predictor
-from pipeline.ml.scoring import most_confident_mistakes, timed_predictions
+from pipeline.ml.scoring import most_confident_mistakes, predictions_table, timed_predictions
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +72,14 @@ def explained(model, images: np.ndarray, probabilities: np.ndarray, actual: np.n
     """The deletion test of the maps on the first `explain_images` test images (against a random order),
     and the `explained_mistakes` most confident mistakes' indices with their maps (`mistakes`, `grad_cam`,
     `occlusion`), for the evaluate stage's figure."""
-    first, read = images[: params.explain_images], probabilities.argmax(axis=1)
+    table = predictions_table(actual, probabilities)
+    read = table.predicted.to_numpy()
+    first, first_read = images[: params.explain_images], read[: params.explain_images]
+    maps = saliency_maps(model, first, first_read, params)
     test = explain.deletion_test(
-        keras_predictor(model),
-        first,
-        read[: params.explain_images],
-        saliency_maps(model, first, read[: params.explain_images], params),
-        params.explain_seed,
-        params.deletion_steps,
+        keras_predictor(model), first, first_read, maps, params.explain_seed, params.deletion_steps
     )
-    mistakes = most_confident_mistakes(actual, probabilities, params.explained_mistakes)
+    mistakes = most_confident_mistakes(table, params.explained_mistakes)
     return test, {"mistakes": mistakes} | saliency_maps(model, images[mistakes], read[mistakes], params)
 
 

@@ -1,4 +1,4 @@
-"""What the stages that only make sense for digits (segmenter, compose, numbers) leave on another dataset.
+"""What the stages that only make sense for digits (segmenter, compose, cut, numbers) leave on another dataset.
 
 Whole numbers are composed of digit images and read as digits: on a dataset whose classes are not digits
 (`data.datasets.<name>.digits: false`) such a stage does no work.  It still leaves each of its outputs,

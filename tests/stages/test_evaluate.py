@@ -29,8 +29,7 @@ def test_figures_show_the_most_confident_mistakes_first():
             "learning_rate": [1e-3, 0.0],
         }
     )
-    digits = [str(d) for d in range(10)]
-    figures = stage.figures(images, probabilities, table, history, kept_epoch=2, grid_size=9, names=digits)
+    figures = stage.figures(images, table, history, kept_epoch=2, grid_size=9, names=[str(d) for d in range(10)])
     assert set(figures) == set(stage.FIGURES)
     curves_legend = figures[paths.CURVES_PLOT].axes[0].get_legend().get_texts()
     assert "kept (epoch 2)" in [text.get_text() for text in curves_legend]
@@ -50,7 +49,7 @@ def test_figures_show_the_most_confident_mistakes_first():
         "Bag",
         "Ankle boot",
     ]
-    named = stage.figures(images, probabilities, table, history, 2, 9, garments)[paths.MISCLASSIFIED_PLOT]
+    named = stage.figures(images, table, history, kept_epoch=2, grid_size=9, names=garments)[paths.MISCLASSIFIED_PLOT]
     titles = [axes.get_title() for axes in named.axes if axes.get_title()]
     assert titles == ["true Sneaker\npred T-shirt/top\n99%", "true Coat\npred T-shirt/top\n91%"]  # a line each
     x_labels = [t.get_text() for t in figures[paths.CONFUSION_PLOT].axes[0].get_xticklabels()]

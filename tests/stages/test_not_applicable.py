@@ -1,4 +1,4 @@
-"""Whole numbers on a dataset whose classes are not digits: the three stages say so, leave every output
+"""Whole numbers on a dataset whose classes are not digits: the four stages say so, leave every output
 DVC expects, read no data and start no TensorFlow."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from PIL import Image
 
 from pipeline.infra import metric_names, paths
 from pipeline.infra.files import load_npz
-from pipeline.stages import compose, numbers, segmenter
+from pipeline.stages import compose, cut, numbers, segmenter
 from tests.mnist_files import REPO
 
 REASON = "fashion_mnist's classes are not digits"
@@ -33,12 +33,13 @@ def fashion(tmp_path, monkeypatch):
 
 
 def test_the_number_stages_leave_their_outputs_saying_why_without_data_or_tensorflow(fashion):
-    for stage in (segmenter, compose, numbers):
+    for stage in (segmenter, compose, cut, numbers):
         stage.main()
     for metrics in (paths.SEGMENTER_METRICS, paths.NUMBERS_METRICS):
         assert json.loads(metrics.read_text()) == {"not_applicable": REASON}
     assert paths.TOUCHING_MODEL.read_bytes() == b"" and paths.NUMBERS_READ.read_bytes() == b""
     assert load_npz(paths.NUMBER_PHOTOS) == {} and load_npz(paths.OUTSIDE_PHOTOS) == {}
+    assert load_npz(paths.CUT_DIGITS) == {}
     assert Image.open(paths.NUMBERS_PLOT).format == "PNG"
     files = {paths.NUMBERS_METRICS: {"not_applicable": REASON, "numbers": 3}}
     assert metric_names.notes_of(files) == {"numbers/not_applicable": REASON}
