@@ -42,13 +42,11 @@ serve: $(VENV)/installed  ## the registry's champion CNN over REST (mlflow model
 server: $(VENV)/installed postgresql  ## a team's MLflow server on PostgreSQL, passwords required (users: python -m pipeline server user add), at 127.0.0.1:$(SERVER_PORT)
 	python -m pipeline server --port $(SERVER_PORT)
 
-bench: $(VENV)/installed  ## every preset of bench/presets.yaml on its seeds, test set scored once each (66 min to two hours on 2 cores) -> metrics/bench.json
-	dvc repro preprocess
-	python bench/bench.py
+bench: $(VENV)/installed  ## every preset of bench/presets.yaml on its seeds, test set scored once each (66 min to two hours on 2 cores) -> metrics/bench.json; DATASET=fashion_mnist: its presets file -> bench-fashion_mnist.json there
+	python bench/bench.py $(if $(DATASET),--dataset $(DATASET))
 
 bench-quick: $(VENV)/installed  ## the same on 2,000 images, 1 epoch, one seed each: a smoke test of minutes -> bench/quick/
-	dvc repro preprocess
-	python bench/bench.py --quick
+	python bench/bench.py --quick $(if $(DATASET),--dataset $(DATASET))
 
 bench-loop: $(VENV)/installed  ## the experiment loop's budgets on a fresh clone of the checkout: dvc repro against training, then a 1-epoch experiment outside training (about 12 min) -> bench/loop.json
 	python bench/loop.py

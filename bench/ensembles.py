@@ -30,7 +30,8 @@ import yaml
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).parent)]  # from anywhere in the checkout
 
-from bench import PRESETS_FILE, preset_params  # bench/bench.py
+from bench_presets import PRESETS_FILE, preset_params  # bench/bench_presets.py
+
 from pipeline.infra import paths
 from pipeline.infra.files import load_npz, save_json, save_npz
 from pipeline.ml import training

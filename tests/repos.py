@@ -15,7 +15,7 @@ import yaml
 
 from pipeline import environment
 from pipeline.infra.checkout import copy_checkout
-from pipeline.search.dvc_queue import Queue
+from pipeline.search.dvc_queue import Queue, experiment_refs
 from tests.mnist_files import REPO, repo_mnist, sha256, url_source, write_npz
 
 
@@ -82,7 +82,7 @@ def wait_for_queue(repo: Path, timeout_s: float = 900) -> None:
     """
     queue = Queue(jobs=2, root=repo)
     deadline = time.monotonic() + timeout_s
-    idle_polls = 0
+    idle_reads = 0
     while True:
         status = queue.status()
         states = set(status.states.values())
@@ -91,11 +91,22 @@ def wait_for_queue(repo: Path, timeout_s: float = 900) -> None:
             pytest.fail(f"the queue did not complete:\n{status}\nworker logs (tail):\n{worker_logs[-5000:]}")
         if not states & {"Queued", "Running", "Starting"}:
             return
-        idle_polls = idle_polls + 1 if "Queued" in states and status.workers == 0 else 0
-        if idle_polls == 6:  # 30 s with work waiting and no worker: not one still starting
+        idle_reads = idle_reads + 1 if "Queued" in states and status.workers == 0 else 0
+        if idle_reads == 2:  # twice with work waiting and no worker: not one still starting
             queue.start()
-            idle_polls = 0
-        time.sleep(5)
+            idle_reads = 0
+        waiting = {name for name, state in status.states.items() if state in ("Queued", "Running", "Starting")}
+        wait_for_experiments(repo, waiting, QUEUE_READ_S)
+
+
+QUEUE_READ_S = 15  # how often the tests read DVC's queue (a DVC process, a second of CPU) while it works
+
+
+def wait_for_experiments(repo: Path, names: set[str], timeout_s: float) -> None:
+    """Until every experiment of `names` finished (git refs, read in milliseconds) or `timeout_s` passed."""
+    deadline = time.monotonic() + timeout_s
+    while not names <= set(experiment_refs(repo)) and time.monotonic() < deadline:
+        time.sleep(1)
 
 
 def stage(work: Path, name: str, max_file_bytes: int | None = None, **env: str) -> subprocess.CompletedProcess:

@@ -12,23 +12,31 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.infra import paths
-from pipeline.infra.files import save_npz
-from tests.mnist_files import REPO, learnable_mnist
+from tests.mnist_files import REPO, repo_mnist, sha256, url_source, write_npz
 
 _SPEC = importlib.util.spec_from_file_location("bench", REPO / "bench" / "bench.py")  # a script, not a package
 bench = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(bench)
+presets = importlib.import_module("bench_presets")  # on the path bench.py sets
+results = importlib.import_module("bench_results")
 
-PRESETS = yaml.safe_load(bench.PRESETS_FILE.read_text())["presets"]
+PRESETS = yaml.safe_load(presets.PRESETS_FILE.read_text())["presets"]
 
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_every_preset_is_valid_params(name, monkeypatch):
     monkeypatch.chdir(REPO)
-    params = bench.preset_params(PRESETS[name]["params"], seed=7)
+    params = presets.preset_params(PRESETS[name]["params"], seed=7)
     assert params.train.seed == 7
     assert len(PRESETS[name]["seeds"]) >= {"default": 3, "fast": 5, "deep": 1}.get(name, 2)
+
+
+def test_every_fashion_preset_is_valid_params_on_fashion_mnist_over_three_seeds(monkeypatch):
+    monkeypatch.chdir(REPO)
+    for name, preset in presets.load_presets("fashion_mnist").items():
+        params = presets.preset_params(preset["params"], seed=7, dataset="fashion_mnist")
+        assert params.data.dataset == "fashion_mnist" and params.train.seed == 7, name
+        assert len(preset["seeds"]) >= 3, name
 
 
 def test_the_fast_preset_is_the_documented_one():
@@ -38,28 +46,37 @@ def test_the_fast_preset_is_the_documented_one():
     assert documented == {key: str(value).lower() for key, value in PRESETS["fast"]["params"].items()}
 
 
+FASHION = yaml.safe_load(presets.presets_file("fashion_mnist").read_text())["presets"]
+
+
 @pytest.mark.e2e
-def test_quick_bench_scores_each_seed_once_and_measures_ratios(tmp_path, repo_params):
-    """Two presets, in the order asked for: `default` (its fp32 and int8 exports timed) and `best` (a
-    `deotte` net, not timed).  The ratios' arithmetic over every preset:
+def test_quick_bench_scores_each_seed_once_and_measures_ratios(tmp_path, repo_params, http_server):
+    """Fashion-MNIST's presets file (a local server holding generated images as its source), through
+    the download and preprocess stages' own split: two presets, in the order asked for, `default` (its
+    fp32 and int8 exports timed) and `best` (a residual net, not timed), and the logistic regression.
+    The ratios' arithmetic over MNIST's presets:
     test_ratios_divide_this_run_s_medians_and_leave_an_absent_preset_s_none."""
+    root, url, _ = http_server
+    served = write_npz(root, repo_mnist())
+    repo_params["data"]["datasets"]["fashion_mnist"]["sources"] = [
+        url_source("local", "npz", url, {served.name: sha256(served)})
+    ]
+    repo_params["data"]["cache_dir"] = "cache"
     repo_params["evaluate"]["latency_runs"] = 5  # single-image timings: the code path, not the figure
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(repo_params))
-    for split, n in (("train", 600), ("val", 100), ("test", 200)):
-        x, y = learnable_mnist(n, seed=len(split))
-        save_npz(tmp_path / paths.split_file(split), {"x": x, "y": y})
     result = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench.py"), "--quick", "--presets", "default,best"],
+        [sys.executable, str(REPO / "bench" / "bench.py"), "--dataset", "fashion_mnist", "--quick"]
+        + ["--presets", "default,best"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads((tmp_path / "bench" / "quick" / "bench.json").read_text())
-    assert list(report["presets"]) == ["default", "best"]
+    report = json.loads((tmp_path / "bench" / "quick" / "bench-fashion_mnist.json").read_text())
+    assert report["dataset"] == "fashion_mnist" and list(report["presets"]) == ["default", "best"]
     for name, preset in report["presets"].items():
-        assert preset["seeds"] == PRESETS[name]["seeds"][:1] and len(preset["test_accuracy"]) == 1
+        assert preset["seeds"] == FASHION[name]["seeds"][:1] and len(preset["test_accuracy"]) == 1
         assert preset["test_accuracy_mean"] == round(preset["test_accuracy"][0], 5) and preset["epochs_run"] == [1]
         assert preset["train_seconds_median"] == preset["train_seconds"][0] > 0
     assert report["presets"]["default"]["params"] == 241_546  # the model's own count (test_models: the presets')
@@ -68,21 +85,33 @@ def test_quick_bench_scores_each_seed_once_and_measures_ratios(tmp_path, repo_pa
     int8, fp32 = (statistics.median(default[f"{m}_onnx_throughput_images_per_s"]) for m in ("int8", "fp32"))
     assert report["ratios"]["int8_vs_fp32_onnx_throughput"] == round(int8 / fp32, 3)
     assert report["ratios"]["best_train_time_vs_deep"] is None  # deep did not run
-    assert report["ratios"]["default_train_time_vs_bn"] is None and report["ratios"]["fast_train_time_vs_tiny"] is None
     (best,) = report["runs"]["best"]
-    assert report["presets"]["best"]["params"] == 327_242  # test_models: `deotte`'s count
+    assert report["presets"]["best"]["params"] == 697_514  # test_models: `resnet`'s count
     assert not any("onnx" in key for key in best)  # only `default`'s exports are timed
-    assert (tmp_path / "bench" / "quick" / "bench.png").stat().st_size > 10_000
+    assert 0.3 < report["baseline"]["test_accuracy"] <= 1 and report["baseline"]["train_seconds"] > 0
+    assert (tmp_path / "bench" / "quick" / "bench-fashion_mnist.png").stat().st_size > 10_000
+    assert not (tmp_path / "data").exists(), "the workspace's split is left alone"
+
+
+@pytest.mark.parametrize("key", ["preprocess.val_fraction", "data.dataset"])
+def test_a_preset_that_changes_the_split_is_refused(key, tmp_path):
+    fashion = yaml.safe_load(presets.presets_file("fashion_mnist").read_text())
+    fashion["presets"]["default"]["params"][key] = "anything"
+    file = tmp_path / "presets.yaml"
+    file.write_text(yaml.safe_dump(fashion))
+    with pytest.raises(SystemExit) as refused:
+        presets.read_presets(file)
+    assert str(refused.value) == f"bench: {file}: preset default sets {key}: presets share one split"
 
 
 def test_only_a_full_run_writes_the_committed_bench():
     """Every preset on every seed writes metrics/bench.json; fewer presets or seeds write bench/partial/."""
     every = {name: preset["seeds"] for name, preset in PRESETS.items()}
-    assert bench.destination(False, every, PRESETS) is None
-    assert bench.destination(False, dict(reversed(every.items())), PRESETS) is None  # the order is the user's
-    assert bench.destination(False, {"best": every["best"], "deep": every["deep"]}, PRESETS).name == "partial"
-    assert bench.destination(False, {name: seeds[:1] for name, seeds in every.items()}, PRESETS).name == "partial"
-    assert bench.destination(True, {name: seeds[:1] for name, seeds in every.items()}, PRESETS).name == "quick"
+    assert results.destination(False, every, PRESETS) is None
+    assert results.destination(False, dict(reversed(every.items())), PRESETS) is None  # the order is the user's
+    assert results.destination(False, {"best": every["best"], "deep": every["deep"]}, PRESETS).name == "partial"
+    assert results.destination(False, {name: seeds[:1] for name, seeds in every.items()}, PRESETS).name == "partial"
+    assert results.destination(True, {name: seeds[:1] for name, seeds in every.items()}, PRESETS).name == "quick"
 
 
 def _synthetic_run(seed: int, seconds: float, accuracy: float) -> dict:
@@ -108,11 +137,11 @@ def test_ratios_divide_this_run_s_medians_and_leave_an_absent_preset_s_none():
         "int8_onnx_throughput_images_per_s": [90, 100, 80],
         "fp32_onnx_throughput_images_per_s": [50, 40, 60],
     }
-    summary = {name: bench.summarise(preset_runs) for name, preset_runs in runs.items()}
+    summary = {name: results.summarise(preset_runs) for name, preset_runs in runs.items()}
     assert summary["default"]["train_seconds_median"] == 20.0 and summary["tiny"]["train_seconds_median"] == 4.0
     assert summary["default"]["test_accuracy_mean"] == 0.98 and summary["default"]["test_accuracy_sd"] == 0.01
     assert summary["fast"]["test_accuracy_sd"] is None  # one seed: no spread to report
-    assert bench.ratios(summary, runs) == {
+    assert results.ratios(summary, runs) == {
         "default_train_time_vs_bn": 2.0,  # 20 / 10
         "fast_train_time_vs_tiny": 0.75,  # 3 / 4
         "best_train_time_vs_deep": None,

@@ -113,6 +113,22 @@ def test_a_flip_mirrors_training_images_only_and_only_when_asked():
     assert not any(isinstance(layer, models.AUGMENTATION) for layer in models.inference_model(flipping).layers)
 
 
+def _every_layer(model: keras.Model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _every_layer(layer)
+
+
+@pytest.mark.parametrize("arch", models.ARCHITECTURES)
+def test_every_architecture_is_made_of_keras_own_layers(arch):
+    """So that a saved model loads in any process, `mlflow models serve`'s included, with nothing of
+    this project imported or registered."""
+    model = models.ensemble([models.inference_model(models.build(arch, AUGMENT), name=f"m{i}") for i in (1, 2)])
+    foreign = {type(layer).__module__ for layer in _every_layer(model)} - {"keras"}
+    assert not {module for module in foreign if not module.startswith("keras.")}
+
+
 def test_a_residual_network_saves_loads_safely_and_explains_its_last_block(tmp_path):
     network = models.inference_model(models.build("resnet", NO_AUGMENT))
     assert 300_000 < network.count_params() < 3_000_000

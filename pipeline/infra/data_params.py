@@ -72,6 +72,11 @@ class DatasetParams(Section):
     mlflow: MlflowParams
     sources: list[SourceParams] = Field(min_length=1, description="a non-empty list of sources, tried in order")
 
+    @property
+    def noun(self) -> str:
+        """What one image shows, for people: "digit", or "item" where the classes are not digits."""
+        return "digit" if self.digits else "item"
+
 
 class DataParams(Section):
     """download stage: which dataset, and where each can come from."""

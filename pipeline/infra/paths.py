@@ -6,8 +6,8 @@ import numpy as np
 
 from pipeline.infra.files import load_npz
 
-RAW_DATA = Path("data/raw/mnist.npz")
-RAW_MANIFEST = Path("data/raw/mnist.json")
+RAW_DATA = Path("data/raw/dataset.npz")
+RAW_MANIFEST = Path("data/raw/dataset.json")
 PROCESSED_DIR = Path("data/processed")
 SPLITS = ("train", "val", "test")
 DATA_METRICS = Path("metrics/data.json")

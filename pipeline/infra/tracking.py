@@ -28,6 +28,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_TIMEOUT
 from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -41,9 +42,10 @@ NETWORK_CAUSE = r"\[Errno -?\d+\] [^'\")]+|Read timed out|certificate verify fai
 # MLflow's UI shows an experiment without a kind as a GenAI one (traces, evaluations): this one is
 # machine learning, opened on its runs, model metrics and charts.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
-# A tracking server that does not answer a first request within this many seconds is down: a stage
-# asks before any work, so this bounds how long a dead server holds it (not data.timeout_s, which
-# bounds each download operation).  It changes no result.
+# A tracking server that does not answer a first request within this many seconds (or MLflow's own
+# MLFLOW_HTTP_REQUEST_TIMEOUT, where that is shorter) is down: a stage asks before any work, so this
+# bounds how long a dead server holds it (not data.timeout_s, which bounds each download operation).
+# It changes no result.
 SERVER_TIMEOUT_S = 10
 ROLE_TAG, EXPERIMENT_TAG = "pipeline.role", "dvc_exp_name"
 
@@ -118,7 +120,7 @@ def _check_server(uri: str) -> None:
             "/api/2.0/mlflow/experiments/search",
             "GET",
             max_retries=0,
-            timeout=SERVER_TIMEOUT_S,
+            timeout=min(SERVER_TIMEOUT_S, MLFLOW_HTTP_REQUEST_TIMEOUT.get()),
             raise_on_status=False,
             params={"max_results": 1},
         )

@@ -59,20 +59,19 @@ def grad_cam(model, digits: np.ndarray, classes: np.ndarray) -> np.ndarray:  # m
 
 
 def _networks(model) -> list:
-    """The plain networks inside `model`: itself, or those of the models nested in it."""
+    """The networks (`models.build`'s layer lists, Sequential) inside `model`: itself, or those nested in it."""
     import keras
 
-    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    return [network for layer in nested for network in _networks(layer)] if nested else [model]
+    if isinstance(model, keras.Sequential):
+        return [model]
+    return [network for layer in model.layers if isinstance(layer, keras.Model) for network in _networks(layer)]
 
 
 def _grad_cam(network, digits: np.ndarray, classes: np.ndarray) -> np.ndarray:
     import keras
     import tensorflow as tf
 
-    from pipeline.ml.residual import PreActivationBlock  # a residual block ends in a convolution
-
-    feature_maps = (keras.layers.Conv2D, PreActivationBlock)
+    feature_maps = (keras.layers.Conv2D, keras.Model)  # a model nested in a network is a residual block
     last_conv = [layer for layer in network.layers if isinstance(layer, feature_maps)][-1]
     outputs = tf.convert_to_tensor(digits, tf.float32)
     with tf.GradientTape() as tape:

@@ -16,7 +16,7 @@ import numpy as np
 from keras import layers
 
 from pipeline.infra.params import AugmentParams
-from pipeline.ml.residual import PreActivationBlock
+from pipeline.ml.residual import residual_blocks
 
 INPUT_SHAPE = (28, 28)
 AUGMENTATION = (layers.RandomFlip, layers.RandomRotation, layers.RandomTranslation, layers.RandomZoom)
@@ -146,7 +146,7 @@ def resnet() -> list[layers.Layer]:
     for data whose classes differ in texture and shape, not only in strokes."""
     return [
         layers.Conv2D(32, 3, padding="same", use_bias=False),
-        *(PreActivationBlock(f, stride) for f in (32, 64, 128) for stride in ((1 if f == 32 else 2), 1)),
+        *residual_blocks(widths=(32, 64, 128), per_width=2, channels=32),
         layers.BatchNormalization(),
         layers.ReLU(),
         layers.GlobalAveragePooling2D(),

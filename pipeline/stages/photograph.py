@@ -86,7 +86,8 @@ def main() -> None:
         digits, readable = photograph_all(images, chosen, params.seed, Path(folder), dataset.digits)
         shown = [np.asarray(Image.open(photo_file(Path(folder), i))) for i in chosen[:SHOWN]]
     save_npz(paths.PHOTOS, {"x": digits, "y": actual[chosen], "index": chosen, "readable": readable})
-    kind = "digit" if dataset.digits else "item"
-    captions = [f"test {kind} {dataset.classes[label]}" for label in actual[chosen][:SHOWN]]
-    plots.save(plots.photos(shown, list(digits[:SHOWN]), captions), paths.PHOTOS_PLOT)
-    log.info("%d test digits photographed and read back, %d with no digit found", len(chosen), int(np.sum(~readable)))
+    captions = [f"test {dataset.noun} {dataset.classes[label]}" for label in actual[chosen][:SHOWN]]
+    plots.save(plots.photos(shown, list(digits[:SHOWN]), captions, dataset.noun), paths.PHOTOS_PLOT)
+    log.info(
+        "%d test %ss photographed and read back, %d with none found", len(chosen), dataset.noun, int(np.sum(~readable))
+    )

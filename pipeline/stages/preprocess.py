@@ -55,7 +55,8 @@ def class_count_table(counts: dict[str, np.ndarray]) -> pd.DataFrame:
 
 
 def main() -> None:
-    params = load_params().preprocess
+    everything = load_params()
+    params, dataset = everything.preprocess, everything.data.current
     splits = split(load_npz(paths.RAW_DATA), params)
     for name, (x, y) in splits.items():
         save_npz(paths.split_file(name), {"x": x, "y": y})
@@ -63,5 +64,5 @@ def main() -> None:
     save_json(paths.DATA_METRICS, split_sizes(counts))
     with atomic_write(paths.CLASS_COUNTS) as tmp:
         class_count_table(counts).to_csv(tmp)
-    plots.save(plots.class_distribution(counts), paths.CLASS_DISTRIBUTION_PLOT)
+    plots.save(plots.class_distribution(counts, dataset.classes, dataset.noun), paths.CLASS_DISTRIBUTION_PLOT)
     log.info("split sizes: %s", ", ".join(f"{name} {len(y)}" for name, (_, y) in splits.items()))

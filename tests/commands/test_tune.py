@@ -19,6 +19,7 @@ from pipeline import PipelineError, environment
 from pipeline.commands import tune as tune_command
 from pipeline.search.space import load_search
 from pipeline.search.trials import open_storage
+from tests import architecture
 from tests.mnist_files import REPO, params_with
 from tests.repos import make_repo, run
 
@@ -43,12 +44,16 @@ def search_file(folder: Path, **changes: Any) -> Path:
     return path
 
 
+# What a trial does not change: the stages that do not follow training, done once before the search.
+UPSTREAM_OF_TRAINING = sorted(set(architecture.stages()) - architecture.downstream({"train"}) - {"train"})
+
+
 def search_repo(tmp_path: Path, http_server: tuple, repo_params: dict) -> Path:
-    """The tiny repo with its data downloaded and split, as after `make repro`: the stages every trial
-    shares are done once, not by trials at once (parallel experiments that both run a stage anew
-    can clash over its run cache)."""
+    """The tiny repo with every stage before or beside training done, as after `make repro`: the
+    stages every trial shares are done once, not by trials at once (parallel experiments that both
+    run a stage anew can clash over its run cache)."""
     repo = make_repo(tmp_path, http_server, repo_params)
-    run(repo, "dvc", "repro", "preprocess")
+    run(repo, "dvc", "repro", *UPSTREAM_OF_TRAINING)
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "data")
     return repo
@@ -136,11 +141,11 @@ def queued_and_running(repo: Path, names: set[str]) -> bool:
     return "Running" in status and all(name in status.split() for name in names)
 
 
-def wait_until(condition, timeout_s: float, what: str) -> None:
+def wait_until(condition, timeout_s: float, what: str, every_s: float = 1) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         assert time.monotonic() < deadline, f"still waiting after {timeout_s:.0f} s for {what}"
-        time.sleep(1)
+        time.sleep(every_s)
 
 
 @pytest.mark.e2e
@@ -161,7 +166,9 @@ def test_a_search_killed_then_resumed_and_joined_from_a_clone_runs_each_trial_on
         tune(search, 2), cwd=repo, env=env[repo], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        wait_until(lambda: queued_and_running(repo, {"s-0", "s-1"}), 300, "both trials queued, one running")
+        wait_until(  # every 3 s: each look is a DVC process, a second of CPU the trials need
+            lambda: queued_and_running(repo, {"s-0", "s-1"}), 300, "both trials queued, one running", every_s=3
+        )
     finally:
         first.kill()  # SIGKILL: no chance to clean up; its queued experiments run on
         first.wait()

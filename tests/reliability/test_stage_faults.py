@@ -79,8 +79,8 @@ def test_tracking_server_unreachable_fails_fast_before_any_work(work, name, serv
         port = silent.getsockname()[1]
         if server == "down":
             silent.close()  # nothing listens on the port any more
-        start = time.monotonic()
-        result = stage(work, name, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}")
+        start = time.monotonic()  # MLflow's own request timeout, where shorter, is the stage's too
+        result = stage(work, name, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}", MLFLOW_HTTP_REQUEST_TIMEOUT="2")
         seconds = time.monotonic() - start
     assert result.returncode == 1
     reason = "Connection refused" if server == "down" else "timed out"

@@ -1,0 +1,61 @@
+"""The bench's presets and data: a dataset's presets file, a preset's params, and the split every preset
+of a dataset trains on (bench/bench.py, bench/ensembles.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from pipeline.infra import paths
+from pipeline.infra.files import load_npz, save_npz
+from pipeline.infra.overrides import with_overrides
+from pipeline.infra.params import Params, load_params
+
+PRESETS_FILE = Path(__file__).with_name("presets.yaml")  # MNIST's
+SPLIT_KEYS = ("data.", "preprocess.")  # what a preset may not change: every preset of a dataset on one split
+
+
+def presets_file(dataset: str) -> Path:
+    """The presets of `dataset`: bench/presets.yaml for MNIST, bench/presets-<dataset>.yaml for another."""
+    return PRESETS_FILE if dataset == "mnist" else PRESETS_FILE.with_name(f"presets-{dataset}.yaml")
+
+
+def load_presets(dataset: str) -> dict:
+    """`dataset`'s presets (read_presets)."""
+    file = presets_file(dataset)
+    if not file.is_file():
+        sys.exit(f"bench: no presets for dataset {dataset!r}: {file} does not exist")
+    return read_presets(file)
+
+
+def read_presets(file: Path) -> dict:
+    """The presets of `file`, each refused in one line if it changes the split."""
+    presets = yaml.safe_load(file.read_text())["presets"]
+    for name, preset in presets.items():
+        if changed := sorted(key for key in preset["params"] if key.startswith(SPLIT_KEYS)):
+            sys.exit(f"bench: {file}: preset {name} sets {', '.join(changed)}: presets share one split")
+    return presets
+
+
+def preset_params(overrides: dict, seed: int, dataset: str = "mnist") -> Params:
+    """params.yaml with `dataset`, a preset's overrides and `train.seed`, through the pipeline's validation."""
+    changes = {"data.dataset": dataset, **overrides, "train.seed": seed}
+    return with_overrides(load_params(), changes, origin=str(presets_file(dataset)))
+
+
+def make_splits(dataset: str, folder: Path) -> None:
+    """`dataset`'s train, val and test splits in `folder`, as the download and preprocess stages make them."""
+    from pipeline.stages import download, preprocess
+
+    params = preset_params({}, 0, dataset)
+    arrays, _ = download.download(params.data)
+    for name, (x, y) in preprocess.split(arrays, params.preprocess).items():
+        save_npz(folder / f"{name}.npz", {"x": x, "y": y})
+
+
+def load_splits(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    splits = [load_npz(folder / f"{name}.npz") for name in paths.SPLITS]
+    return [(split["x"], split["y"]) for split in splits]
