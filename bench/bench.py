@@ -10,7 +10,7 @@ Seeds are interleaved across presets (every preset's first seed, then every seco
 machine that slows down mid-run slows all of them alike; ratios compare medians from this one run.
 
     python bench/bench.py                  # every preset -> metrics/bench.json, reports/bench.{md,png}
-    python bench/bench.py --dataset fashion_mnist   # -> metrics/bench-fashion_mnist.json, reports/bench-fashion_mnist.*
+    python bench/bench.py --dataset fashion_mnist   # the same, written as bench-fashion_mnist.{json,md,png}
     python bench/bench.py --presets best,deep,fast,tiny   # those presets only (their ratios; the others None)
     python bench/bench.py --presets tiny,fast --max-seeds 2   # tiny and fast, 2 seeds at most
     python bench/bench.py --quick          # smoke test: 2,000 images, 1 epoch, 1 seed each -> bench/quick/

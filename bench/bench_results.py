@@ -1,5 +1,6 @@
 """What a bench run writes: each preset's summary over its seeds, the ratios the targets are stated in,
-and the report (metrics/bench[-<dataset>].json, reports/bench[-<dataset>].{md,png}, or a folder of its own)."""
+and the report: metrics/bench.json, reports/bench.md and reports/bench.png for MNIST, bench-<dataset>.*
+beside them for another dataset, or all in a folder of its own."""
 
 from __future__ import annotations
 

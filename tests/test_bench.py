@@ -53,7 +53,7 @@ FASHION = yaml.safe_load(presets.presets_file("fashion_mnist").read_text())["pre
 def test_quick_bench_scores_each_seed_once_and_measures_ratios(tmp_path, repo_params, http_server):
     """Fashion-MNIST's presets file (a local server holding generated images as its source), through
     the download and preprocess stages' own split: two presets, in the order asked for, `default` (its
-    fp32 and int8 exports timed) and `best` (a residual net, not timed), and the logistic regression.
+    fp32 and int8 exports timed) and `mnist_recipe` (not timed), and the logistic regression.
     The ratios' arithmetic over MNIST's presets:
     test_ratios_divide_this_run_s_medians_and_leave_an_absent_preset_s_none."""
     root, url, _ = http_server
@@ -66,7 +66,7 @@ def test_quick_bench_scores_each_seed_once_and_measures_ratios(tmp_path, repo_pa
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(repo_params))
     result = subprocess.run(
         [sys.executable, str(REPO / "bench" / "bench.py"), "--dataset", "fashion_mnist", "--quick"]
-        + ["--presets", "default,best"],
+        + ["--presets", "default,mnist_recipe"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -74,7 +74,7 @@ def test_quick_bench_scores_each_seed_once_and_measures_ratios(tmp_path, repo_pa
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "bench" / "quick" / "bench-fashion_mnist.json").read_text())
-    assert report["dataset"] == "fashion_mnist" and list(report["presets"]) == ["default", "best"]
+    assert report["dataset"] == "fashion_mnist" and list(report["presets"]) == ["default", "mnist_recipe"]
     for name, preset in report["presets"].items():
         assert preset["seeds"] == FASHION[name]["seeds"][:1] and len(preset["test_accuracy"]) == 1
         assert preset["test_accuracy_mean"] == round(preset["test_accuracy"][0], 5) and preset["epochs_run"] == [1]
@@ -85,9 +85,8 @@ def test_quick_bench_scores_each_seed_once_and_measures_ratios(tmp_path, repo_pa
     int8, fp32 = (statistics.median(default[f"{m}_onnx_throughput_images_per_s"]) for m in ("int8", "fp32"))
     assert report["ratios"]["int8_vs_fp32_onnx_throughput"] == round(int8 / fp32, 3)
     assert report["ratios"]["best_train_time_vs_deep"] is None  # deep did not run
-    (best,) = report["runs"]["best"]
-    assert report["presets"]["best"]["params"] == 697_514  # test_models: `resnet`'s count
-    assert not any("onnx" in key for key in best)  # only `default`'s exports are timed
+    (reference,) = report["runs"]["mnist_recipe"]
+    assert not any("onnx" in key for key in reference)  # only `default`'s exports are timed
     assert 0.3 < report["baseline"]["test_accuracy"] <= 1 and report["baseline"]["train_seconds"] > 0
     assert (tmp_path / "bench" / "quick" / "bench-fashion_mnist.png").stat().st_size > 10_000
     assert not (tmp_path / "data").exists(), "the workspace's split is left alone"
