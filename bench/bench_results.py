@@ -79,27 +79,34 @@ def report(summary: dict, ratios: dict, runs: dict, baseline: dict, dataset: str
     name = "bench" if dataset == "mnist" else f"bench-{dataset}"
     results = {"dataset": dataset, "presets": summary, "baseline": baseline, "ratios": ratios, "runs": runs}
     save_json(metrics_dir / f"{name}.json", results | {"machine": machine()})
-    plots.save(accuracy_against_time(summary), reports_dir / f"{name}.png")
+    plots.save(accuracy_against_time(summary, baseline), reports_dir / f"{name}.png")
     with atomic_write(reports_dir / f"{name}.md") as tmp:
         tmp.write_text(table.to_markdown(floatfmt="g", missingval="-") + "\n")
 
 
-def accuracy_against_time(summary: dict[str, dict]) -> Figure:
-    """Each preset's test accuracy (mean and sd over its seeds) against its median training seconds,
-    named in a legend (labels beside the points collide where presets are close)."""
-    figure = Figure(figsize=(8, 4.5), layout="constrained")
+def accuracy_against_time(summary: dict[str, dict], baseline: dict | None = None) -> Figure:
+    """Each preset's test accuracy (mean and sd over its seeds) against its median training seconds, and
+    the `baseline`'s logistic regression where given, named in a legend below (labels beside the points
+    collide where presets are close); at least a decade of seconds shown, so close times stay apart."""
+    figure = Figure(figsize=(8, 4.8), layout="constrained")
     axes = figure.add_subplot()
     for name, preset in summary.items():
         accuracy, sd = 100 * preset["test_accuracy_mean"], 100 * (preset["test_accuracy_sd"] or 0)
         axes.errorbar(preset["train_seconds_median"], accuracy, yerr=sd, marker="o", capsize=3, label=name)
+    seconds = [preset["train_seconds_median"] for preset in summary.values()]
+    if baseline:
+        axes.plot(baseline["train_seconds"], 100 * baseline["test_accuracy"], "kx", label="logistic regression")
+        seconds.append(baseline["train_seconds"])
+    middle = (min(seconds) * max(seconds)) ** 0.5
     axes.set(
         xlabel="median training seconds (this machine)",
         ylabel="test accuracy (%), mean ± sd over seeds",
         xscale="log",
+        xlim=(min(min(seconds) / 1.5, middle / 3.2), max(max(seconds) * 1.5, middle * 3.2)),
         title="Accuracy against training time",
     )
     axes.xaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))  # 10, 20, 50, 100, ... seconds
     axes.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
     axes.xaxis.set_minor_formatter(ticker.NullFormatter())
-    axes.legend(loc="lower right")
+    figure.legend(loc="outside lower center", ncols=min(len(seconds), 5), frameon=False)
     return figure

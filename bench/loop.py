@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]  # run from anywhere in the checkout
 
 from bench_results import machine  # bench/bench_results.py
+
 from pipeline.infra.checkout import copy_checkout
 
 REPRO_BUDGET = 1.5  # the default repro's seconds / the CNN's training seconds

@@ -55,9 +55,9 @@ RESULTS: dict[str, Callable[[], list[str]]] = {
 }
 
 
-def bench_row(preset: str) -> list[str]:
-    """A preset's seeds, test accuracy mean ± sd (in points) and median training seconds, from metrics/bench.json."""
-    figures = metrics("bench")["presets"][preset]
+def bench_row(preset: str, bench: str = "bench") -> list[str]:
+    """A preset's seeds, test accuracy mean ± sd (in points) and median training seconds, from metrics/`bench`.json."""
+    figures = metrics(bench)["presets"][preset]
     seeds = figures["test_accuracy"]  # the sd of these, unrounded (the file's is rounded to 5 places)
     accuracy = percent(figures["test_accuracy_mean"]) + (
         f" ± {100 * statistics.stdev(seeds):.2f}" if len(seeds) > 1 else ""
@@ -88,6 +88,36 @@ def test_every_figure_of_the_bench_tables_is_the_committed_bench_s():
         assert {re.match(r"`(\w+)`", label).group(1) for label in table} == set(presets)
         for label, cells in table.items():
             assert cells[:3] == bench_row(re.match(r"`(\w+)`", label).group(1)), label
+
+
+def test_the_fashion_bench_table_is_the_committed_bench_s_beside_the_published_figures():
+    """docs/performance.md's Fashion-MNIST table: every preset of metrics/bench-fashion_mnist.json and its
+    logistic regression, from the file; the other rows are published figures (zalandoresearch/fashion-mnist)."""
+    bench = metrics("bench-fashion_mnist")
+    table = table_after((REPO / "docs/performance.md").read_text(), "## The bench on Fashion-MNIST", "| model")
+    ours = {re.match(r"`(\w+)`", label).group(1): cells for label, cells in table.items() if label.startswith("`")}
+    assert set(ours) == set(bench["presets"]) | {"baseline"}
+    for name, cells in ours.items():
+        if name == "baseline":
+            assert cells[:3] == [
+                "1",
+                percent(bench["baseline"]["test_accuracy"]),
+                str(bench["baseline"]["train_seconds"]),
+            ]
+        else:
+            assert cells[:3] == bench_row(name, "bench-fashion_mnist"), name
+    published = [float(cells[1].rstrip("%")) for label, cells in table.items() if not label.startswith("`")]
+    assert len(published) >= 8
+
+
+def test_another_dataset_s_figures_are_the_committed_bench_s():
+    section = README.split("\n## Another dataset\n", 1)[1].split("\n## ", 1)[0]
+    stated = re.search(
+        r"scores ([\d.]+%) ± ([\d.]+) on test over (\d) seeds \(params.yaml's recipe as it is: ([\d.]+%)\)", section
+    )
+    default, reference = (bench_row(name, "bench-fashion_mnist") for name in ("default", "mnist_recipe"))
+    assert [f"{stated[1]} ± {stated[2]}", stated[3], stated[4]] == [default[1], default[0], reference[1].split(" ")[0]]
+    assert "`metrics/bench-fashion_mnist.json`" in section
 
 
 def test_the_quickstart_s_repro_time_is_the_committed_loop_s():
