@@ -87,7 +87,7 @@ def test_quick_bench_scores_each_seed_once_and_measures_ratios(tmp_path, repo_pa
     assert report["ratios"]["best_train_time_vs_deep"] is None  # deep did not run
     (reference,) = report["runs"]["mnist_recipe"]
     assert not any("onnx" in key for key in reference)  # only `default`'s exports are timed
-    assert 0.3 < report["baseline"]["test_accuracy"] <= 1 and report["baseline"]["train_seconds"] > 0
+    assert 0.3 < report["baseline"]["test_accuracy"] <= 1 and report["baseline"]["train_seconds"] >= 0  # 0.0: < 0.05 s
     assert (tmp_path / "bench" / "quick" / "bench-fashion_mnist.png").stat().st_size > 10_000
     assert not (tmp_path / "data").exists(), "the workspace's split is left alone"
 
