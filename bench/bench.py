@@ -49,9 +49,7 @@ def train_one(overrides: dict, seed: int, splits: Path, dataset: str, quick: boo
     from pipeline.ml import training
 
     params = preset_params(overrides | ({"train.epochs": 1} if quick else {}), seed, dataset)
-    (x, y), validation, (x_test, y_test) = load_splits(splits)
-    if quick:
-        x, y = x[:2000], y[:2000]
+    (x, y), validation, (x_test, y_test) = load_splits(splits, quick)
     trained = training.train(params, (x, y), validation)
     result = scores(trained.model, validation, (x_test, y_test), params) | {
         "train_seconds": round(trained.seconds, 1),
@@ -106,9 +104,7 @@ def baseline_scores(splits: Path, dataset: str, quick: bool) -> dict:
     from pipeline.stages import baseline
 
     params = preset_params({}, 0, dataset).baseline
-    (x, y), (x_val, y_val), (x_test, y_test) = load_splits(splits)
-    if quick:
-        x, y = x[:2000], y[:2000]
+    (x, y), (x_val, y_val), (x_test, y_test) = load_splits(splits, quick)
     start = time.perf_counter()
     model, converged = baseline.fit(x, y, params)
     seconds = time.perf_counter() - start

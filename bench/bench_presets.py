@@ -15,12 +15,18 @@ from pipeline.infra.overrides import with_overrides
 from pipeline.infra.params import Params, load_params
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")  # MNIST's
+QUICK_IMAGES = 2000  # training images of a --quick run
 SPLIT_KEYS = ("data.", "preprocess.")  # what a preset may not change: every preset of a dataset on one split
+
+
+def named(stem: str, dataset: str) -> str:
+    """A bench file's name for `dataset`: `stem` for MNIST (the first dataset's names stay), `stem-<dataset>` otherwise."""
+    return stem if dataset == "mnist" else f"{stem}-{dataset}"
 
 
 def presets_file(dataset: str) -> Path:
     """The presets of `dataset`: bench/presets.yaml for MNIST, bench/presets-<dataset>.yaml for another."""
-    return PRESETS_FILE if dataset == "mnist" else PRESETS_FILE.with_name(f"presets-{dataset}.yaml")
+    return PRESETS_FILE.with_name(f"{named('presets', dataset)}.yaml")
 
 
 def load_presets(dataset: str) -> dict:
@@ -56,6 +62,8 @@ def make_splits(dataset: str, folder: Path) -> None:
         save_npz(folder / f"{name}.npz", {"x": x, "y": y})
 
 
-def load_splits(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+def load_splits(folder: Path, quick: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The train, val and test splits `make_splits` wrote in `folder`; with `quick`, QUICK_IMAGES training images."""
     splits = [load_npz(folder / f"{name}.npz") for name in paths.SPLITS]
-    return [(split["x"], split["y"]) for split in splits]
+    (x, y), *others = [(split["x"], split["y"]) for split in splits]
+    return [(x[:QUICK_IMAGES], y[:QUICK_IMAGES]) if quick else (x, y), *others]

@@ -9,6 +9,7 @@ import statistics
 from pathlib import Path
 
 import pandas as pd
+from bench_presets import named  # bench/bench_presets.py
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
@@ -76,7 +77,7 @@ def report(summary: dict, ratios: dict, runs: dict, baseline: dict, dataset: str
     table = pd.DataFrame(summary).T[["test_accuracy_mean", "test_accuracy_sd", "train_seconds_median", "params"]]
     print(table.to_string(), "\n", json.dumps(ratios), "\nbaseline: ", json.dumps(baseline), sep="")
     metrics_dir, reports_dir = (folder, folder) if folder else (paths.METRICS_DIR, Path("reports"))
-    name = "bench" if dataset == "mnist" else f"bench-{dataset}"
+    name = named("bench", dataset)
     results = {"dataset": dataset, "presets": summary, "baseline": baseline, "ratios": ratios, "runs": runs}
     save_json(metrics_dir / f"{name}.json", results | {"machine": machine()})
     plots.save(accuracy_against_time(summary, baseline), reports_dir / f"{name}.png")
