@@ -39,7 +39,7 @@ def test_hiding_the_salient_ink_first_lowers_the_probability_faster_than_random(
 
 def test_an_untrained_model_s_maps_do_not_pass(unseen):
     untrained = models.inference_model(
-        models.build("default", AugmentParams(enabled=False, flip=False, rotation_deg=0, shift=0, zoom=0))
+        models.build("default", AugmentParams(enabled=False, flip=False, rotation_deg=0, shift=0, zoom=0, erasing=0))
     )
     result = _deletion(keras_predictor(untrained), untrained, unseen)
     assert result["occlusion_deletion_auc"] > 0.9 * result["random_deletion_auc"]  # no better than chance

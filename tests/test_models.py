@@ -13,8 +13,8 @@ import pytest
 from pipeline.infra.params import AugmentParams, ModelParams
 from pipeline.ml import explain, models
 
-NO_AUGMENT = AugmentParams(enabled=False, flip=False, rotation_deg=0, shift=0, zoom=0)
-AUGMENT = AugmentParams(enabled=True, flip=False, rotation_deg=15, shift=0.1, zoom=0.1)
+NO_AUGMENT = AugmentParams(enabled=False, flip=False, rotation_deg=0, shift=0, zoom=0, erasing=0)
+AUGMENT = AugmentParams(enabled=True, flip=False, rotation_deg=15, shift=0.1, zoom=0.1, erasing=0)
 
 
 def test_registry_and_params_schema_name_the_same_architectures():
@@ -110,7 +110,27 @@ def test_a_flip_mirrors_training_images_only_and_only_when_asked():
     flipping = models.build("tiny", AUGMENT.model_copy(update={"flip": True}))
     assert any(isinstance(layer, keras.layers.RandomFlip) for layer in flipping.layers)
     assert not any(isinstance(layer, keras.layers.RandomFlip) for layer in models.build("tiny", AUGMENT).layers)
-    assert not any(isinstance(layer, models.AUGMENTATION) for layer in models.inference_model(flipping).layers)
+    assert not any(isinstance(layer, keras.layers.RandomFlip) for layer in models.inference_model(flipping).layers)
+
+
+def test_erasing_replaces_one_rectangle_of_training_images_only_and_only_when_asked():
+    """With probability 1, each training image has one rectangle of 2% to 33% of its area replaced (by
+    noise, so a few of its pixels may keep their value) and the rest untouched; the saved model erases nothing."""
+    keras.utils.set_random_seed(0)
+    erasing = models.build("tiny", NO_AUGMENT.model_copy(update={"enabled": True, "erasing": 1.0}))
+    (layer,) = [layer for layer in erasing.layers if isinstance(layer, keras.layers.RandomErasing)]
+    images = np.full((64, 28, 28, 1), 128, np.float32)
+    erased = keras.ops.convert_to_numpy(layer(images, training=True))[..., 0] != 128
+    for changed in erased:
+        rows, columns = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
+        box = np.zeros_like(changed)
+        box[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1] = True
+        assert not (changed & ~box).any(), "pixels changed outside one rectangle"
+        assert changed.sum() <= 0.33 * 28 * 28 + 2 * 28  # (the box's sides are rounded to whole pixels)
+    assert erased.any(axis=(1, 2)).all() and np.mean(erased) > 0.02
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(images, training=False)), images)
+    assert not any(isinstance(layer, keras.layers.RandomErasing) for layer in models.build("tiny", AUGMENT).layers)
+    assert not any(isinstance(layer, keras.layers.RandomErasing) for layer in models.inference_model(erasing).layers)
 
 
 def _every_layer(model: keras.Model):

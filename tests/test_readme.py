@@ -120,6 +120,15 @@ def test_another_dataset_s_figures_are_the_committed_bench_s():
     assert "`metrics/bench-fashion_mnist.json`" in section
 
 
+def test_another_dataset_s_command_is_the_benched_default():
+    """The README's one Fashion-MNIST command sets exactly the params of the preset its figures are of."""
+    (command,) = [" ".join(readme_commands("## Another dataset")).replace("\\ ", "")]
+    overrides = dict(override.split("=") for override in re.findall(r"-S (\S+)", command))
+    preset = yaml.safe_load((REPO / "bench/presets-fashion_mnist.yaml").read_text())["presets"]["default"]
+    assert command.startswith("dvc exp run ") and overrides.pop("data.dataset") == "fashion_mnist"
+    assert overrides == {key: str(value).lower() for key, value in preset["params"].items()}
+
+
 def test_the_quickstart_s_repro_time_is_the_committed_loop_s():
     took, training, name = re.search(
         r"took (\d+) s, of which (\d+) s training \(`(bench/loop-\w+\.json)`\)", README

@@ -165,7 +165,7 @@ def test_the_average_only_observes_training(data):
 
 
 def test_the_saved_model_keeps_the_weights_without_augmentation_or_optimizer(data, tmp_path):
-    augment = {"enabled": True, "flip": False, "rotation_deg": 10, "shift": 0.1, "zoom": 0.1}
+    augment = {"enabled": True, "flip": False, "rotation_deg": 10, "shift": 0.1, "zoom": 0.1, "erasing": 0}
     params = recipe(epochs=1, ema_momentum=0.9, augment=augment)
     model, _ = training.fit(*data, TINY, params)
     inference = models.inference_model(model)

@@ -12,7 +12,7 @@ from pipeline.ml.weight_average import BatchStatistics
 from tests.mnist_files import learnable_mnist
 from tests.test_training import CONFIG, RecordWeights, assert_same_steps
 
-AUGMENTED = {"enabled": True, "flip": False, "rotation_deg": 10, "shift": 0.1, "zoom": 0.1}
+AUGMENTED = {"enabled": True, "flip": False, "rotation_deg": 10, "shift": 0.1, "zoom": 0.1, "erasing": 0}
 BATCH_NORMED = with_overrides(CONFIG, {"model.arch": "bn", "train.epochs": 2, "train.augment": AUGMENTED})
 
 

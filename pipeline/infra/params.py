@@ -46,6 +46,7 @@ class AugmentParams(Section):
     rotation_deg: float = Field(ge=0, le=180, description="degrees in [0, 180]")
     shift: float = Field(ge=0, lt=1, description="a fraction of the image in [0, 1)")
     zoom: float = Field(ge=0, lt=1, description="a fraction in [0, 1)")
+    erasing: float = Field(ge=0, le=1, description="a probability in [0, 1]")  # of a rectangle replaced by noise
 
 
 class ModelParams(Section):

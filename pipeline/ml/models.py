@@ -19,7 +19,14 @@ from pipeline.infra.params import AugmentParams
 from pipeline.ml.residual import residual_blocks
 
 INPUT_SHAPE = (28, 28)
-AUGMENTATION = (layers.RandomFlip, layers.RandomRotation, layers.RandomTranslation, layers.RandomZoom)
+AUGMENTATION = (
+    layers.RandomFlip,
+    layers.RandomRotation,
+    layers.RandomTranslation,
+    layers.RandomZoom,
+    layers.RandomErasing,
+)
+ERASED_AREA = (0.02, 0.33)  # Keras' default, the random-erasing paper's: a rectangle of 2% to 33% of the image
 
 
 def tiny() -> list[layers.Layer]:
@@ -177,6 +184,7 @@ def build(arch: str, augment: AugmentParams) -> keras.Model:
             layers.RandomRotation(augment.rotation_deg / 360, fill_mode="constant"),
             layers.RandomTranslation(augment.shift, augment.shift, fill_mode="constant"),
             layers.RandomZoom(augment.zoom, fill_mode="constant"),
+            *([layers.RandomErasing((augment.erasing,) * 2, ERASED_AREA)] if augment.erasing else []),
         ]
     return keras.Sequential(
         [
