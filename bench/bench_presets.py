@@ -38,8 +38,17 @@ def load_presets(dataset: str) -> dict:
 
 
 def read_presets(file: Path) -> dict:
-    """The presets of `file`, each refused in one line if it changes the split."""
-    presets = yaml.safe_load(file.read_text())["presets"]
+    """The presets of `file`, then those it takes from MNIST's file by name (`as_on_mnist`: the same params
+    and seeds), each refused in one line if it changes the split."""
+    content = yaml.safe_load(file.read_text())
+    presets = content["presets"]
+    if borrowed := content.get("as_on_mnist"):
+        mnist = yaml.safe_load(PRESETS_FILE.read_text())["presets"]
+        if unknown := [name for name in borrowed if name not in mnist or name in presets]:
+            sys.exit(
+                f"bench: {file}: as_on_mnist names {', '.join(unknown)}: each must be a preset of {PRESETS_FILE}, not of this file"
+            )
+        presets |= {name: mnist[name] for name in borrowed}
     for name, preset in presets.items():
         if changed := sorted(key for key in preset["params"] if key.startswith(SPLIT_KEYS)):
             sys.exit(f"bench: {file}: preset {name} sets {', '.join(changed)}: presets share one split")

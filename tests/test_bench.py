@@ -31,12 +31,28 @@ def test_every_preset_is_valid_params(name, monkeypatch):
     assert len(PRESETS[name]["seeds"]) >= {"default": 3, "fast": 5, "deep": 1}.get(name, 2)
 
 
-def test_every_fashion_preset_is_valid_params_on_fashion_mnist_over_three_seeds(monkeypatch):
+def test_every_fashion_preset_is_valid_params_on_fashion_mnist_its_own_over_three_seeds(monkeypatch):
+    """Fashion-MNIST's own recipes over 3 seeds at least; the seed projects' as they are on MNIST."""
     monkeypatch.chdir(REPO)
-    for name, preset in presets.load_presets("fashion_mnist").items():
+    fashion = presets.load_presets("fashion_mnist")
+    own = yaml.safe_load(presets.presets_file("fashion_mnist").read_text())["presets"]
+    assert {name: fashion[name] for name in fashion if name not in own} == {
+        name: PRESETS[name] for name in ("tiny", "simple", "lenet5", "bn")
+    }
+    for name, preset in fashion.items():
         params = presets.preset_params(preset["params"], seed=7, dataset="fashion_mnist")
         assert params.data.dataset == "fashion_mnist" and params.train.seed == 7, name
-        assert len(preset["seeds"]) >= 3, name
+        assert len(preset["seeds"]) >= (3 if name in own else 2), name
+
+
+@pytest.mark.parametrize("borrowed", [["tiny", "nonexistent"], ["default"]])
+def test_a_preset_taken_from_mnist_must_be_one_of_mnist_s_and_not_one_of_its_own(borrowed, tmp_path):
+    fashion = yaml.safe_load(presets.presets_file("fashion_mnist").read_text()) | {"as_on_mnist": borrowed}
+    file = tmp_path / "presets.yaml"
+    file.write_text(yaml.safe_dump(fashion))
+    with pytest.raises(SystemExit) as refused:
+        presets.read_presets(file)
+    assert str(refused.value).startswith(f"bench: {file}: as_on_mnist names {borrowed[-1]}: each must be a preset of ")
 
 
 def test_the_fast_preset_is_the_documented_one():
