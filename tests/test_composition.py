@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -51,7 +53,7 @@ def test_a_number_keeps_every_digit_in_order_between_empty_margins(number):
         if i and not touching[i - 1]:  # apart from every earlier digit
             assert composition.GAPS[0] <= left - end <= composition.GAPS[1]
         end = max(end, left + glyph.shape[1])
-    for (_, left, glyph), (_, next_left, next_glyph) in zip(placed, placed[1:]):
+    for (_, left, glyph), (_, next_left, next_glyph) in itertools.pairwise(placed):
         assert next_left > left + (glyph.shape[1] - 1) / 2  # right of the previous digit's centre
         assert next_left + next_glyph.shape[1] > left + glyph.shape[1]  # and ending right of it
     assert image.shape[1] == end + composition.MARGIN

@@ -24,7 +24,10 @@ def test_class_figures_name_each_class_and_what_it_is(name):
     dataset = DATASETS[name]
     counts = {"train": np.arange(10) + 1, "val": np.ones(10, int)}
     errors = pd.DataFrame({"CNN": np.linspace(1, 10, 10), "baseline": np.linspace(5, 50, 10)}, index=dataset.classes)
-    for figure in (plots.class_distribution(counts, dataset.classes, dataset.noun), plots.comparison(errors, dataset.noun)):
+    for figure in (
+        plots.class_distribution(counts, dataset.classes, dataset.noun),
+        plots.comparison(errors, dataset.noun),
+    ):
         assert _labels(figure) == (dataset.classes, dataset.noun)
     assert dataset.noun == ("digit" if name == "mnist" else "item")
 

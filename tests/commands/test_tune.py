@@ -91,7 +91,7 @@ def test_tune_refuses_a_bad_search_file_before_any_experiment(tmp_path):
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
     bad = search_file(tmp_path, space={"preprocess.val_fraction": {"low": 0.1, "high": 1.5}})
     result = subprocess.run(
-        tune(bad, 1), cwd=tmp_path, env=environment(PYTHONPATH=str(REPO)), capture_output=True, text=True
+        tune(bad, 1), cwd=tmp_path, env=environment(PYTHONPATH=str(REPO)), capture_output=True, text=True, check=False
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [

@@ -105,8 +105,10 @@ def test_stage_writes_both_exports_and_their_figures(stage_dir, digit_model, tes
         (
             "int8",
             {"int8_added_errors": 9},
-            r"int8 ONNX model is broken: it gets 9 test images wrong that Keras gets right, more than the \d+ allowed "
-            r"\(export.int8_max_added_errors 0.5 of Keras' \d+ errors\)",
+            (
+                r"int8 ONNX model is broken: it gets 9 test images wrong that Keras gets right, more than the \d+ allowed "
+                r"\(export.int8_max_added_errors 0.5 of Keras' \d+ errors\)"
+            ),
         ),
     ],
 )
