@@ -24,12 +24,14 @@ def test_class_figures_name_each_class_and_what_it_is(name):
     dataset = DATASETS[name]
     counts = {"train": np.arange(10) + 1, "val": np.ones(10, int)}
     errors = pd.DataFrame({"CNN": np.linspace(1, 10, 10), "baseline": np.linspace(5, 50, 10)}, index=dataset.classes)
-    for figure in (
+    distribution, comparison = (
         plots.class_distribution(counts, dataset.classes, dataset.noun),
-        plots.comparison(errors, dataset.noun),
-    ):
-        assert _labels(figure) == (dataset.classes, dataset.noun)
-    assert dataset.noun == ("digit" if name == "mnist" else "item")
+        plots.comparison(errors, dataset.class_noun),
+    )
+    assert _labels(distribution) == (dataset.classes, dataset.noun)  # the images, each a digit or an item
+    assert _labels(comparison) == (dataset.classes, dataset.class_noun)  # the classes, as the model card says
+    assert comparison.axes[0].get_title() == f"Test error per {dataset.class_noun}"
+    assert (dataset.noun, dataset.class_noun) == (("digit",) * 2 if name == "mnist" else ("item", "class"))
 
 
 def test_the_photographed_figure_says_what_was_photographed():

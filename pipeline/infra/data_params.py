@@ -77,6 +77,11 @@ class DatasetParams(Section):
         """What one image shows, for people: "digit", or "item" where the classes are not digits."""
         return "digit" if self.digits else "item"
 
+    @property
+    def class_noun(self) -> str:
+        """What one class is called, for people: "digit", or "class" where the classes are not digits."""
+        return "digit" if self.digits else "class"
+
 
 class DataParams(Section):
     """download stage: which dataset, and where each can come from."""

@@ -160,7 +160,8 @@ def explained_number(
 
 
 def comparison(error_rates: pd.DataFrame, noun: str) -> Figure:
-    """Test error rate per class (rows, by name, each a `noun`), one bar per model (columns), on a log scale."""
+    """Test error rate per class (rows, by name, each a `noun`: "digit", "class"), one bar per model (columns),
+    on a log scale."""
     figure = Figure(figsize=(8, 3.5), layout="constrained")
     axes = figure.add_subplot()
     _grouped_bars(axes, {model: error_rates[model].to_numpy() for model in error_rates.columns})

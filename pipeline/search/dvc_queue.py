@@ -99,7 +99,11 @@ def experiment_refs(root: Path = Path()) -> dict[str, str]:
     experiment has one once it finished.  Read by git in milliseconds, where `dvc queue status` costs a
     DVC process (a second of CPU)."""
     refs = subprocess.run(
-        ["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], cwd=root, capture_output=True, text=True, check=True
+        ["git", "for-each-ref", "--format=%(refname)", "refs/exps/"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     return {ref.rsplit("/", 1)[-1]: ref for ref in refs}
 

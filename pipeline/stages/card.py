@@ -43,7 +43,7 @@ def model_card(params: Params, metrics: dict[str, dict], manifest: dict, pairs: 
     """The card's markdown; `metrics` holds each metrics file by name (CNN, per_class, data, photos, numbers, explain)."""
     cnn, data, photos, numbers, explained = (metrics[k] for k in ("CNN", "data", "photos", "numbers", "explain"))
     dataset, names = params.data.current, params.data.current.classes
-    kind = "digit" if dataset.digits else "class"
+    kind = dataset.class_noun
     low, high = interval(cnn["test_accuracy"], data["test"])
     per_class = "\n".join(
         f"| {names[int(label)]} | {m['precision']:.2%} | {m['recall']:.2%} | {m['f1']:.2%} |"

@@ -103,7 +103,7 @@ def main() -> None:
         tmp.write_text(report(table, test, params.alpha))
     per_class = table.loc[[name for name in table.index if name.startswith("accuracy on")]]
     by_name = per_class.set_axis(dataset.classes)
-    plots.save(plots.comparison(100 - by_name, dataset.noun), paths.COMPARISON_PLOT)
+    plots.save(plots.comparison(100 - by_name, dataset.class_noun), paths.COMPARISON_PLOT)
     log.info(
         "CNN %.2f%% vs baseline %.2f%%: McNemar p = %.3g",
         100 * cnn["accuracy"],
