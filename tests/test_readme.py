@@ -122,7 +122,7 @@ def test_another_dataset_s_figures_are_the_committed_bench_s():
 
 def test_another_dataset_s_command_is_the_benched_default():
     """The README's one Fashion-MNIST command sets exactly the params of the preset its figures are of."""
-    (command,) = [" ".join(readme_commands("## Another dataset")).replace("\\ ", "")]
+    command = " ".join(readme_commands("## Another dataset")).replace("\\ ", "")  # its two lines, joined
     overrides = dict(override.split("=") for override in re.findall(r"-S (\S+)", command))
     preset = yaml.safe_load((REPO / "bench/presets-fashion_mnist.yaml").read_text())["presets"]["default"]
     assert command.startswith("dvc exp run ") and overrides.pop("data.dataset") == "fashion_mnist"
